@@ -86,3 +86,10 @@ func Classify(b []byte, natPort bool) (Kind, []byte) {
 	}
 	return KindESP, b
 }
+
+// isESP reports whether the peer will take b, sent to its NAT-T port, for
+// ESP: SPI non-zero (RFC 3948 2.1) and long enough.
+func isESP(b []byte) bool {
+	kind, _ := Classify(b, true)
+	return kind == KindESP
+}

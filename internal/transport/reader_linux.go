@@ -117,8 +117,9 @@ func (r *reader) read() (int, error) {
 	return r.n, nil
 }
 
-// dispatch classifies the n datagrams just read and hands them on: IKE one
-// by one in a copy of its own, ESP as one batch over the reader's buffers.
+// dispatch classifies the n datagrams just read and hands them on in
+// arrival order: IKE one by one in a copy of its own, each run of ESP as one
+// batch over the reader's buffers.
 func (r *reader) dispatch(n int) {
 	var ike, esp Counter
 	var drops [NumDropReasons]uint64
@@ -148,6 +149,11 @@ func (r *reader) dispatch(n int) {
 		}
 		ike.Packets++
 		ike.Bytes += uint64(len(payload))
+		// Keep the arrival order: the ESP before this message goes first.
+		if len(batch) > 0 {
+			r.u.h.HandleESP(batch)
+			batch = batch[:0]
+		}
 		// IKE is rare next to ESP and the engine may keep the message
 		// (retransmission detection, AUTH over IKE_SA_INIT, RFC 7296
 		// 2.15): give it its own buffer.

@@ -88,9 +88,13 @@ func cmsgAlign(n int) int {
 
 // putPktinfo writes an IP_PKTINFO or IPV6_PKTINFO control message that makes
 // the kernel send from src, and returns its length. oob must be aligned
-// and hold oobWords*8 bytes.
+// and have room (oobWords*8 bytes always do).
 func putPktinfo(oob []byte, src netip.Addr) int {
-	clear(oob[:oobWords*8])
+	if src.Is4() {
+		clear(oob[:unix.CmsgSpace(unix.SizeofInet4Pktinfo)])
+	} else {
+		clear(oob[:unix.CmsgSpace(unix.SizeofInet6Pktinfo)])
+	}
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 	data := oob[unix.CmsgLen(0):]
 	if src.Is4() {

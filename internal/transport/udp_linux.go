@@ -581,11 +581,6 @@ func (sb *sendBuf) send(s *socket, pkts []Packet, src netip.Addr, prefix []byte,
 	return sent, bytes, err
 }
 
-func isESP(b []byte) bool {
-	kind, _ := Classify(b, true)
-	return kind == KindESP
-}
-
 // keepFirst keeps the first error.
 func keepFirst(first, next error) error {
 	if first != nil {

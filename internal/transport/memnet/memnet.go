@@ -223,14 +223,47 @@ func (n *Network) freePort(addrs []netip.Addr, except ...uint16) uint16 {
 	}
 }
 
-// transmit puts one datagram on the network. It owns datagram.
-func (n *Network) transmit(from, to netip.AddrPort, datagram []byte) {
+// datagram is one UDP payload on its way.
+type datagram struct {
+	from, to netip.AddrPort
+	data     []byte
+}
+
+// transmit puts datagrams on the network; it owns their data. Each
+// receiver gets its share in one step, so that a batch sent at once
+// arrives as one batch when nothing delays it.
+func (n *Network) transmit(dgs ...datagram) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	now := time.Now()
+	var dsts []*Endpoint
+	var queues [][]*datagramItem
+	for _, dg := range dgs {
+		dst, items := n.route(dg, now)
+		if len(items) == 0 {
+			continue
+		}
+		i := slices.Index(dsts, dst)
+		if i < 0 {
+			i = len(dsts)
+			dsts = append(dsts, dst)
+			queues = append(queues, nil)
+		}
+		queues[i] = append(queues[i], items...)
+	}
+	for i, dst := range dsts {
+		dst.enqueue(queues[i])
+	}
+}
+
+// route decides the fate of one datagram: its receiver and the copies to
+// queue there (none if it is lost). n.mu is held.
+func (n *Network) route(dg datagram, now time.Time) (*Endpoint, []*datagramItem) {
 	n.stats.Sent++
-	l := link{from.Addr().Unmap(), to.Addr().Unmap()}
+	from := netip.AddrPortFrom(dg.from.Addr().Unmap(), dg.from.Port())
+	to := netip.AddrPortFrom(dg.to.Addr().Unmap(), dg.to.Port())
 	f := n.faults
-	ls := n.links[l]
+	ls := n.links[link{from.Addr(), to.Addr()}]
 	if ls != nil && ls.faults != nil {
 		f = *ls.faults
 	}
@@ -242,24 +275,24 @@ func (n *Network) transmit(from, to netip.AddrPort, datagram []byte) {
 
 	if ls != nil && ls.cut {
 		n.stats.Cut++
-		return
+		return nil, nil
 	}
-	dst := n.endpoints[netip.AddrPortFrom(to.Addr().Unmap(), to.Port())]
+	dst := n.endpoints[to]
 	if dst == nil {
 		n.stats.NoListener++
-		return
+		return nil, nil
 	}
 	if lossDraw < f.Loss {
 		n.stats.Lost++
-		return
+		return nil, nil
 	}
-	copies := [][]byte{datagram}
+	copies := [][]byte{dg.data}
 	if dupDraw < f.Duplicate {
-		// Copy before the first is queued: its receiver may spoil it.
-		copies = append(copies, slices.Clone(datagram))
+		// Each copy has its own buffer: its receiver may keep or spoil it.
+		copies = append(copies, slices.Clone(dg.data))
 		n.stats.Duplicated++
 	}
-	now := time.Now()
+	items := make([]*datagramItem, len(copies))
 	for i, data := range copies {
 		delay := f.Latency
 		if reorderDraws[i] < f.Reorder {
@@ -271,14 +304,9 @@ func (n *Network) transmit(from, to netip.AddrPort, datagram []byte) {
 			n.stats.Reordered++
 		}
 		n.seq++
-		dst.enqueue(&datagramItem{
-			at:     now.Add(delay),
-			seq:    n.seq,
-			local:  netip.AddrPortFrom(to.Addr().Unmap(), to.Port()),
-			remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()),
-			data:   data,
-		})
+		items[i] = &datagramItem{at: now.Add(delay), seq: n.seq, local: to, remote: from, data: data}
 	}
+	return dst, items
 }
 
 func (n *Network) delivered(k uint64) {
@@ -336,13 +364,15 @@ func (q *inbox) Pop() any {
 	return it
 }
 
-func (e *Endpoint) enqueue(it *datagramItem) {
+func (e *Endpoint) enqueue(items []*datagramItem) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return
 	}
-	heap.Push(&e.inbox, it)
+	for _, it := range items {
+		heap.Push(&e.inbox, it)
+	}
 	e.mu.Unlock()
 	select {
 	case e.wake <- struct{}{}:
@@ -480,16 +510,16 @@ func (e *Endpoint) SendIKE(p transport.Packet) error {
 		e.count(func(st *transport.Stats) { st.SendErrors++ })
 		return err
 	}
-	var datagram []byte
+	var dg []byte
 	if nat {
-		datagram = make([]byte, transport.MarkerLen, transport.MarkerLen+len(p.Data))
+		dg = make([]byte, transport.MarkerLen, transport.MarkerLen+len(p.Data))
 	}
-	datagram = append(datagram, p.Data...)
+	dg = append(dg, p.Data...)
 	e.count(func(st *transport.Stats) {
 		st.IKEOut.Packets++
 		st.IKEOut.Bytes += uint64(len(p.Data))
 	})
-	e.net.transmit(p.Local, p.Remote, datagram)
+	e.net.transmit(datagram{p.Local, p.Remote, dg})
 	return nil
 }
 
@@ -497,6 +527,7 @@ func (e *Endpoint) SendIKE(p transport.Packet) error {
 // counted; the first error is returned.
 func (e *Endpoint) SendESP(batch []transport.Packet) error {
 	var first error
+	var dgs []datagram
 	for _, p := range batch {
 		nat, err := e.checkLocal(p.Local)
 		if err == nil && !nat {
@@ -516,8 +547,9 @@ func (e *Endpoint) SendESP(batch []transport.Packet) error {
 			st.ESPOut.Packets++
 			st.ESPOut.Bytes += uint64(len(p.Data))
 		})
-		e.net.transmit(p.Local, p.Remote, slices.Clone(p.Data))
+		dgs = append(dgs, datagram{p.Local, p.Remote, slices.Clone(p.Data)})
 	}
+	e.net.transmit(dgs...)
 	return first
 }
 
@@ -532,7 +564,7 @@ func (e *Endpoint) SendKeepalive(local, remote netip.AddrPort) error {
 		return err
 	}
 	e.count(func(st *transport.Stats) { st.KeepalivesOut++ })
-	e.net.transmit(local, remote, []byte{0xFF})
+	e.net.transmit(datagram{local, remote, []byte{0xFF}})
 	return nil
 }
 
