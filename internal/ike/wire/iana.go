@@ -255,4 +255,5 @@ const (
 	SUPPORTED_ATTRIBUTES ConfigAttrType = 14
 	INTERNAL_IP6_SUBNET  ConfigAttrType = 15
 	INTERNAL_DNS_DOMAIN  ConfigAttrType = 25 // RFC 8598
+	INTERNAL_DNSSEC_TA   ConfigAttrType = 26 // RFC 8598
 )
