@@ -131,18 +131,11 @@ func (g gen) notify() *Notify {
 	switch g.r.IntN(4) {
 	case 0:
 	case 1:
-		p.Protocol = ProtoIKE
-		if g.coin() {
-			p.SPI = g.bytes(8)
-		}
+		p.Protocol, p.SPI = ProtoIKE, g.bytes(8)
 	case 2:
-		p.Protocol = ProtocolID(g.between(2, 3))
-		if g.coin() {
-			p.SPI = g.bytes(4)
-		}
+		p.Protocol, p.SPI = ProtocolID(g.between(2, 3)), g.bytes(4)
 	default:
-		p.Protocol = ProtocolID(g.between(4, 255))
-		p.SPI = g.bytes(g.between(0, 12))
+		p.Protocol, p.SPI = ProtocolID(g.between(4, 255)), g.bytes(g.between(1, 12))
 	}
 	return p
 }

@@ -58,7 +58,7 @@ func (n structName) String() string {
 // the caller has just written, followed by the body that f writes. what names
 // the structure in errors.
 func addStruct(b *cryptobyte.Builder, what string, f cryptobyte.BuilderContinuation) {
-	child := cryptobyte.NewBuilder(nil)
+	child := cryptobyte.NewBuilder(make([]byte, 0, 128))
 	f(child)
 	body, err := child.Bytes()
 	if err != nil {

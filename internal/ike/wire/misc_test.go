@@ -170,3 +170,20 @@ func TestNotifyNumbers(t *testing.T) {
 		seen[name] = v
 	}
 }
+
+// TestNotifyProtocolWithoutSPI: RFC 7296 3.10, the Protocol ID of a notify
+// without an SPI is sent as zero and ignored on receipt.
+func TestNotifyProtocolWithoutSPI(t *testing.T) {
+	_, b, err := MarshalPayloads([]Payload{&Notify{Protocol: ProtoESP, NotifyType: ESP_TFC_PADDING_NOT_SUPPORTED}})
+	if err != nil || b[4] != 0 {
+		t.Fatalf("sent Protocol ID %d, %v", b[4], err)
+	}
+	b[4] = byte(ProtoIKE)
+	ps, err := ParsePayloads(PayloadNotify, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ps[0].(*Notify); n.Protocol != ProtoNone || n.NotifyType != ESP_TFC_PADDING_NOT_SUPPORTED {
+		t.Errorf("parsed %#v", n)
+	}
+}

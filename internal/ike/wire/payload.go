@@ -31,7 +31,7 @@ func (p *Unknown) Type() PayloadType { return p.PType }
 
 func (p *Unknown) marshal(b *cryptobyte.Builder) {
 	if p.PType == PayloadNone || understood(p.PType) {
-		b.SetError(marshalError("Unknown payload with type %v, which this package understands", p.PType))
+		b.SetError(marshalError("an Unknown payload needs a type this package does not parse, not %v", p.PType))
 		return
 	}
 	b.AddBytes(p.Data)

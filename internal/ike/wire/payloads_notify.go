@@ -6,9 +6,10 @@ import (
 
 // Notify is the Notify payload (RFC 7296 3.10).
 type Notify struct {
-	// Protocol is the type of the SA the SPI names. RFC 7296 3.10: if the
-	// SPI is empty it MUST be sent as zero and MUST be ignored on receipt;
-	// it is kept as received.
+	// Protocol is the type of the SA the SPI names. RFC 7296 3.10: "If the
+	// SPI field is empty, this field MUST be sent as zero and MUST be
+	// ignored on receipt", so then Parse sets it to zero and Marshal sends
+	// zero.
 	Protocol   ProtocolID
 	SPI        []byte // empty for notifications about the IKE SA
 	NotifyType NotifyType
@@ -62,6 +63,9 @@ func parseNotify(s cryptobyte.String) (*Notify, error) {
 		return nil, syntaxError("%v: SPI of %d octets runs past the end", p.NotifyType, spiSize)
 	}
 	p.SPI, p.Data = clip(spi), clip(s)
+	if len(p.SPI) == 0 {
+		p.Protocol = ProtoNone
+	}
 	return p, nil
 }
 
@@ -70,7 +74,11 @@ func (p *Notify) marshal(b *cryptobyte.Builder) {
 		b.SetError(marshalError("%v notify: SPI of %d octets for protocol %v", p.NotifyType, len(p.SPI), p.Protocol))
 		return
 	}
-	b.AddUint8(uint8(p.Protocol))
+	protocol := p.Protocol
+	if len(p.SPI) == 0 {
+		protocol = ProtoNone
+	}
+	b.AddUint8(uint8(protocol))
 	b.AddUint8(uint8(len(p.SPI)))
 	b.AddUint16(uint16(p.NotifyType))
 	b.AddBytes(p.SPI)
