@@ -184,11 +184,6 @@ func (u *UDP) bindAll(cfg Config, addrs []netip.Addr, wildcard bool) error {
 			}
 		}
 	}
-	if ports[0] == ports[1] {
-		// Both picked by the kernel on different families: cannot happen
-		// for one family, but be sure the two ports differ.
-		return fail(fmt.Errorf("transport: IKE and NAT-T ports are both %d: %w", ports[0], unix.EADDRINUSE))
-	}
 	u.socks = socks
 	u.ikePort, u.natPort = uint16(ports[0]), uint16(ports[1])
 	return nil
@@ -258,6 +253,11 @@ func setSockopts(fd int, cfg Config, v6, nat, wildcard bool) error {
 			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, size)
 		}
 	}
+	// RFC 3948 2.1 lets ESP-in-UDP over IPv4 go with checksum zero
+	// (SO_NO_CHECK), but that socket option would also strip it from IKE
+	// on this port; the kernel's checksum costs little with offload, so
+	// we keep it.
+	//
 	// Without UDP_ENCAP the kernel hands every datagram to us, ESP included,
 	// and never tries to decapsulate. With it, ESP for SAs in the kernel's
 	// SAD is decapsulated by XFRM; IKE (behind the marker) still comes up.
