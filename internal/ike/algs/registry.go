@@ -7,6 +7,7 @@
 package algs
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -16,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"strconv"
+	"strings"
 
 	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
 )
@@ -62,11 +65,25 @@ type Integ struct {
 // to ICVLen bytes.
 func (i *Integ) New(key []byte) hash.Hash { return hmac.New(i.hash, key) }
 
+// Sum computes the integrity check value over data: the HMAC truncated to
+// its leftmost ICVLen bytes (RFC 2404 2, RFC 4868 2.1.1).
+func (i *Integ) Sum(key []byte, data ...[]byte) []byte {
+	h := i.New(key)
+	for _, d := range data {
+		h.Write(d)
+	}
+	return h.Sum(nil)[:i.ICVLen]
+}
+
 // Encr describes an encryption transform (type 1), with or without
 // integrated authentication.
 type Encr struct {
-	ID      wire.EncrID
-	Keyword string // strongSwan keyword stem: "aes" + bits (+ "gcm" + ICV) or "chacha20poly1305"
+	ID wire.EncrID
+	// Keyword is the strongSwan keyword: for fixed-length ciphers the
+	// keyword itself ("chacha20poly1305"), for AES-CBC the stem the key
+	// length in bits is appended to ("aes"), for AES-GCM a fmt format
+	// taking it ("aes%dgcm16"). Name does the right thing for each.
+	Keyword string
 	// KeyLens lists the key lengths in bits that may be negotiated with the
 	// Key Length attribute. It is nil for ciphers whose transform carries no
 	// Key Length attribute (ChaCha20-Poly1305, RFC 7634 2).
@@ -83,6 +100,18 @@ type Encr struct {
 	// SaltLen is the length of the salt appended to the key in the key
 	// material (RFC 5282 7.1: 4 for GCM; RFC 7634 2: 4 for ChaCha20-Poly1305).
 	SaltLen int
+}
+
+// Name returns the strongSwan keyword of e with a key of keyLenBits, e.g.
+// "aes256gcm16"; keyLenBits is ignored for fixed-length ciphers.
+func (e *Encr) Name(keyLenBits int) string {
+	switch {
+	case e.KeyLens == nil:
+		return e.Keyword
+	case strings.Contains(e.Keyword, "%d"):
+		return fmt.Sprintf(e.Keyword, keyLenBits)
+	}
+	return e.Keyword + strconv.Itoa(keyLenBits)
 }
 
 // KeyMatLen returns how many bytes of key material a key of keyLenBits takes,
@@ -111,10 +140,13 @@ func (e *Encr) ValidKeyLen(keyLenBits int) bool {
 // NewBlock returns the block cipher of a non-AEAD transform (AES-CBC).
 func (e *Encr) NewBlock(key []byte) (cipher.Block, error) {
 	if e.AEAD {
-		return nil, fmt.Errorf("algs: %s is an AEAD", e.Keyword)
+		return nil, fmt.Errorf("algs: encryption transform %d is an AEAD", e.ID)
 	}
 	switch e.ID {
 	case wire.ENCR_AES_CBC:
+		if !e.ValidKeyLen(len(key) * 8) {
+			return nil, fmt.Errorf("algs: %d-byte key for AES-CBC", len(key))
+		}
 		return aes.NewCipher(key)
 	}
 	return nil, fmt.Errorf("algs: no block cipher for encryption transform %d", e.ID)
@@ -123,15 +155,17 @@ func (e *Encr) NewBlock(key []byte) (cipher.Block, error) {
 // NewAEAD returns the AEAD of an AEAD transform. keymat is the full key
 // material including the trailing salt; the salt is returned separately
 // because IKE and ESP build each nonce as salt || explicit IV (RFC 5282 4,
-// RFC 4106 4, RFC 7634 2). The AEAD's Overhead is ICVLen.
+// RFC 4106 4, RFC 7634 2). The AEAD's Overhead is ICVLen and its NonceSize
+// is 12 (salt and IV). The salt is a copy: keymat may be zeroed afterwards.
 func (e *Encr) NewAEAD(keymat []byte) (aead cipher.AEAD, salt []byte, err error) {
 	if !e.AEAD {
-		return nil, nil, fmt.Errorf("algs: %s is not an AEAD", e.Keyword)
+		return nil, nil, fmt.Errorf("algs: encryption transform %d is not an AEAD", e.ID)
 	}
 	if len(keymat) <= e.SaltLen {
 		return nil, nil, errors.New("algs: AEAD key material too short")
 	}
-	key, salt := keymat[:len(keymat)-e.SaltLen], keymat[len(keymat)-e.SaltLen:]
+	key := keymat[:len(keymat)-e.SaltLen]
+	salt = bytes.Clone(keymat[len(keymat)-e.SaltLen:])
 	aead, err = newAEAD(e, key)
 	if err != nil {
 		return nil, nil, err
