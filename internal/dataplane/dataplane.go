@@ -315,9 +315,9 @@ type Backend interface {
 // Errors a backend returns; implementations wrap them where they apply, so
 // test with errors.Is.
 var (
-	ErrClosed      = errors.New("dataplane: backend is closed")
-	ErrUnknownSPI  = errors.New("dataplane: no SA with this inbound SPI")
-	ErrSPIInUse    = errors.New("dataplane: inbound SPI already installed")
-	ErrInvalidSA   = errors.New("dataplane: invalid SA")
-	ErrNoFreeSPI   = errors.New("dataplane: no free inbound SPI")
+	ErrClosed     = errors.New("dataplane: backend is closed")
+	ErrUnknownSPI = errors.New("dataplane: no SA with this inbound SPI")
+	ErrSPIInUse   = errors.New("dataplane: inbound SPI already installed")
+	ErrInvalidSA  = errors.New("dataplane: invalid SA")
+	ErrNoFreeSPI  = errors.New("dataplane: no free inbound SPI")
 )
