@@ -1,0 +1,5 @@
+//go:build !unix
+
+package keylog
+
+const oNoFollow = 0
