@@ -78,7 +78,10 @@
 //     prints "syntax error ..." and loads nothing) and after a missing
 //     credential directory (it also wants "bliss"); it exits 22 only when a
 //     connection is rejected. Load therefore also reads its output.
-//   - charon exits 20-40 ms after SIGTERM here, with or without SAs up.
+//   - charon exits 20-40 ms after SIGTERM here, with or without SAs up. On
+//     SIGSEGV it logs "[DMN] thread N received 11" and then hangs instead of
+//     exiting; StartCharon's cleanup fails the test on that line, and on a
+//     charon that exited by itself during the test.
 //   - dumpcap/tshark -i (Wireshark 4.0) loses the frames of the last kernel
 //     ring block when stopped, so a ping just before Stop is missing from the
 //     file; hence the AF_PACKET capture in capture.go. tshark also costs about
