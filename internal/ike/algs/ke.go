@@ -40,7 +40,7 @@ type KEMethod struct {
 func (m *KEMethod) String() string { return m.Keyword }
 
 // KeyExchange is the initiator's side of a key exchange: a fresh ephemeral
-// private key.
+// private key. It is not safe for concurrent use.
 type KeyExchange interface {
 	// Method returns the key exchange method.
 	Method() *KEMethod
@@ -69,6 +69,9 @@ var errDestroyed = errors.New("algs: key exchange already destroyed")
 // from rand's output directly, so a deterministic rand gives deterministic
 // keys in tests.
 func (m *KEMethod) Generate(rand io.Reader) (KeyExchange, error) {
+	if m.impl == nil {
+		return nil, fmt.Errorf("algs: key exchange method %d is not implemented", m.ID)
+	}
 	if rand == nil {
 		rand = cryptorand.Reader
 	}
@@ -82,6 +85,9 @@ func (m *KEMethod) Generate(rand io.Reader) (KeyExchange, error) {
 // crypto/mlkem's own randomness: Go offers no seeded encapsulation outside
 // of tests, so rand is not used).
 func (m *KEMethod) Respond(rand io.Reader, peer []byte) (public, secret []byte, err error) {
+	if m.impl == nil {
+		return nil, nil, fmt.Errorf("algs: key exchange method %d is not implemented", m.ID)
+	}
 	if rand == nil {
 		rand = cryptorand.Reader
 	}

@@ -187,8 +187,12 @@ func validSPI(proto wire.ProtocolID, spi []byte) bool {
 // unrecognised attributes (RFC 7296 3.3.6). Key exchange types are optional
 // in ESP proposals, and additional key exchanges (RFC 9370) in both; a side
 // that lists NONE accepts the other side's leaving the type out. A key
-// exchange method is chosen at most once across the KE types (RFC 9370 2.2).
+// exchange method is chosen at most once across the KE types, as strongSwan
+// does: a second exchange with the same method would add nothing.
 // The only error is a *NoProposalError.
+//
+// For the CHILD_SA negotiated in IKE_AUTH, pass ours through
+// Proposal.WithoutKE (RFC 7296 1.2).
 func Select(ours []Proposal, theirs []wire.Proposal, preferKE wire.KEID) (Suite, *wire.Proposal, error) {
 	views := make([]peerView, len(theirs))
 	for i := range theirs {
@@ -255,7 +259,7 @@ func match(p Proposal, v *peerView, preferKE wire.KEID) (Suite, bool) {
 			continue
 		}
 		// RFC 7296 3.3.3: D-H is mandatory for IKE, optional for ESP;
-		// RFC 9370 2.2: additional key exchanges are optional.
+		// RFC 9370 2.2.1: additional key exchanges may be NONE.
 		optional := p.Protocol != wire.ProtoIKE || typ != wire.TransformKE
 		prefer := wire.KE_NONE
 		if typ == wire.TransformKE {
