@@ -124,7 +124,7 @@ func openPacketSocket(nsName, dev string) (fd int, hatype uint16, err error) {
 		runtime.LockOSThread()
 		// If the thread cannot be put back, it stays locked and dies with
 		// this goroutine instead of running other code in the wrong namespace.
-		fd, hatype, err, restored := openPacketSocketLocked(nsName, dev)
+		fd, hatype, restored, err := openPacketSocketLocked(nsName, dev)
 		if restored {
 			runtime.UnlockOSThread()
 		}
@@ -134,28 +134,28 @@ func openPacketSocket(nsName, dev string) (fd int, hatype uint16, err error) {
 	return r.fd, r.hatype, r.err
 }
 
-func openPacketSocketLocked(nsName, dev string) (fd int, hatype uint16, err error, restored bool) {
+func openPacketSocketLocked(nsName, dev string) (fd int, hatype uint16, restored bool, err error) {
 	orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
-		return -1, 0, fmt.Errorf("testbed: capture: %w", err), true
+		return -1, 0, true, fmt.Errorf("testbed: capture: %w", err)
 	}
 	defer orig.Close()
 	target, err := os.Open(filepath.Join("/run/netns", nsName))
 	if err != nil {
-		return -1, 0, fmt.Errorf("testbed: capture: %w", err), true
+		return -1, 0, true, fmt.Errorf("testbed: capture: %w", err)
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return -1, 0, fmt.Errorf("testbed: capture: setns %s: %w", nsName, err), true
+		return -1, 0, true, fmt.Errorf("testbed: capture: setns %s: %w", nsName, err)
 	}
 	fd, hatype, err = bindPacketSocket(dev)
 	if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr != nil {
-		return fd, hatype, err, false
+		return fd, hatype, false, err
 	}
 	if err != nil {
-		return -1, 0, fmt.Errorf("testbed: capture on %s in %s: %w", dev, nsName, err), true
+		return -1, 0, true, fmt.Errorf("testbed: capture on %s in %s: %w", dev, nsName, err)
 	}
-	return fd, hatype, nil, true
+	return fd, hatype, true, nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

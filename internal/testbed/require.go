@@ -32,7 +32,6 @@ var requirements = map[string]func() string{
 	"swanctl": program("swanctl", "strongswan-swanctl"),
 	"pki":     program("pki", "strongswan-pki"),
 	"tshark":  program("tshark", "tshark"),
-	"dumpcap": program("dumpcap", "tshark (wireshark-common)"),
 	"iperf3":  program("iperf3", "iperf3"),
 	"charon": func() string {
 		if _, err := os.Stat(CharonPath); err != nil {
@@ -72,7 +71,7 @@ func Strict() bool { return os.Getenv("CYGNET_STRICT") == "1" }
 // Require skips the test with a clear message when one of the named
 // components is missing, or fails it under CYGNET_STRICT=1. Names: root, ip,
 // unshare, ping, charon (the daemon, kernel-libipsec and swanctl), swanctl,
-// pki, tshark, dumpcap, iperf3, tun (a usable /dev/net/tun). "all" means
+// pki, tshark, iperf3, tun (a usable /dev/net/tun). "all" means
 // every one of them.
 func Require(t testing.TB, what ...string) {
 	t.Helper()
