@@ -1,0 +1,493 @@
+// Package daemon is Cygnet's runtime: it owns the live IKE SAs and connects
+// the sans-IO engine (internal/ike/sa) to the network (internal/transport),
+// the data plane (internal/dataplane), the key log, metrics and the control
+// API (DESIGN.md, "Runtime / SA manager"). Concurrency lives here and only
+// here.
+//
+// # Workers
+//
+// A fixed set of workers (2×GOMAXPROCS by default) each own a share of the
+// IKE SAs: a map by SPI, a timer heap driven by each SA's NextDeadline, and
+// a bounded inbox. Nothing else touches an SA, so the engine needs no locks
+// and there is no goroutine per SA. Each worker hands the engine its own
+// IKE SPI generator, which draws SPIs that are congruent to the worker's
+// index modulo the number of workers: the transport's reader goroutines
+// route a datagram by reading its header alone (route.go), and an SA created
+// on a worker — including, later, the successor of a rekeyed IKE SA — stays
+// there. IKE_SA_INIT requests go to the worker chosen by the peer's address
+// and SPIi, where a half-open SA answers a retransmission from its cache
+// and otherwise that worker's Responder creates one.
+//
+// Control requests (up, down, status, reload) are closures run on the
+// workers, so they see the SAs without sharing them.
+//
+// # Applying the engine's output
+//
+// For every step, the events come first (install or remove CHILD_SAs in the
+// data plane, key log records, metrics, waking `up` callers), then the
+// datagrams go out: a CHILD_SA is installed before the message that lets the
+// peer use it leaves. When the data plane refuses a CHILD_SA, the engine
+// hears of it (ChildInstallFailed) and its answer is applied after the
+// current datagrams.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cygnet-ipsec/cygnet/internal/config"
+	"github.com/cygnet-ipsec/cygnet/internal/control"
+	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/auth"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
+	"github.com/cygnet-ipsec/cygnet/internal/keylog"
+	"github.com/cygnet-ipsec/cygnet/internal/transport"
+)
+
+// Defaults for Options' zero values.
+const (
+	DefaultInboxSize       = 1024
+	DefaultShutdownTimeout = 3 * time.Second
+	DefaultDownTimeout     = 10 * time.Second
+	// KeepaliveInterval is how often we send a NAT-keepalive when a NAT is
+	// in front of us and nothing else went to the peer (RFC 3948 4: 20
+	// seconds is the usual choice).
+	KeepaliveInterval = 20 * time.Second
+	// cookieThreshold is the number of half-open IKE SAs in the whole
+	// daemon above which COOKIEs are demanded (strongSwan's default).
+	cookieThreshold = 30
+)
+
+// Options inject what a daemon takes from outside its configuration.
+type Options struct {
+	// Listen opens the transport; nil means the real UDP transport
+	// (transport.ListenUDP). Tests pass memnet's Network.Listen.
+	Listen func(transport.Config, transport.Handler) (transport.Endpoint, error)
+	// Dataplane is the data plane; nil builds the one daemon.dataplane
+	// names. The daemon closes it when it stops.
+	Dataplane dataplane.Backend
+	// Now is the clock (nil: time.Now). Timers use the time package, so a
+	// fake clock must come with testing/synctest's fake time.
+	Now func() time.Time
+	// Rand is the randomness for the engine and SPIs (nil: crypto/rand).
+	Rand io.Reader
+	// Logger receives the log; nil discards it.
+	Logger *slog.Logger
+	// Load re-reads the configuration for Reload; nil means
+	// config.Load(cfg.Path).
+	Load func() (*config.Config, error)
+	// Workers is the number of SA workers (0: 2×GOMAXPROCS).
+	Workers int
+	// InboxSize bounds each worker's queue of received datagrams; more are
+	// dropped and counted (0: DefaultInboxSize).
+	InboxSize int
+	// NoControl leaves the control socket closed (tests that call the
+	// Backend methods directly).
+	NoControl bool
+	// Retransmit overrides the engine's retransmission schedule (zero:
+	// the engine's defaults, strongSwan's).
+	Retransmit sa.Retransmit
+	// ShutdownTimeout bounds the polite deletes when Run's context ends
+	// (0: DefaultShutdownTimeout); DownTimeout bounds Down's wait for the
+	// peer's confirmation (0: DefaultDownTimeout).
+	ShutdownTimeout, DownTimeout time.Duration
+	// LogLevel, if set, is the level of Logger's handler: Reload sets it
+	// from daemon.log.level.
+	LogLevel *slog.LevelVar
+	// RouteSource returns the source address the host would use towards
+	// dst, for connections without local_addrs on a wildcard listener
+	// (nil: ask the kernel with a connected UDP socket).
+	RouteSource func(dst netip.Addr) (netip.Addr, error)
+}
+
+// Daemon is a running Cygnet instance. It implements control.Backend.
+type Daemon struct {
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader // nil: crypto/rand
+	shards *runtimeShards
+
+	tr               transport.Endpoint
+	ikePort, natPort uint16
+	dp               dataplane.Backend
+	keylog           *keylog.Writer
+	stats            *stats
+
+	cfgs     atomic.Pointer[configSet]
+	nextReq  atomic.Uint32
+	workers  []*worker
+	reloadMu sync.Mutex // one reload at a time
+	upMu     sync.Mutex // serializes finding-or-creating IKE SAs for up
+
+	ctx     context.Context // Run's; canceled at shutdown
+	stop    context.CancelFunc
+	running atomic.Bool
+	bg      sync.WaitGroup // start_action initiations and the like
+}
+
+// configSet is one generation of the configuration with the engine's view of
+// each connection. It is immutable; Reload swaps in a new one.
+type configSet struct {
+	cfg    *config.Config
+	eng    []*sa.Config // parallel to cfg.Connections
+	byName map[string]int
+}
+
+func (cs *configSet) lookup(name string) (*config.Connection, *sa.Config) {
+	i, ok := cs.byName[name]
+	if !ok {
+		return nil, nil
+	}
+	return cs.cfg.Connections[i], cs.eng[i]
+}
+
+// New prepares a daemon for cfg: it opens the transport (binding the IKE and
+// NAT-T ports), the data plane and the key log. Run starts it.
+func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
+	d = &Daemon{opts: opts, log: opts.Logger, now: opts.Now}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if opts.Rand != nil {
+		d.rand = &lockedReader{r: opts.Rand}
+	}
+	n := opts.Workers
+	if n <= 0 {
+		n = 2 * runtime.GOMAXPROCS(0)
+	}
+	d.shards = newShards(n)
+	d.stats = newStats()
+
+	defer func() {
+		if err != nil {
+			d.closeResources()
+		}
+	}()
+
+	d.dp = opts.Dataplane
+	if d.dp == nil {
+		switch cfg.Daemon.Dataplane {
+		case "none":
+			d.dp = dataplane.NewNone(d.rand, d.now)
+		default:
+			return nil, fmt.Errorf("daemon: dataplane %q is not available yet; set daemon.dataplane: none to negotiate IKE without moving packets", cfg.Daemon.Dataplane)
+		}
+	}
+	d.dp.SetEventHandler(d.dataplaneEvent)
+
+	if cfg.Daemon.Keylog != "" {
+		if d.keylog, err = keylog.Open(cfg.Daemon.Keylog); err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+		d.log.Warn("key log on: SA secrets are written to disk", "dir", cfg.Daemon.Keylog)
+	}
+
+	listen := opts.Listen
+	if listen == nil {
+		listen = func(c transport.Config, h transport.Handler) (transport.Endpoint, error) {
+			return transport.ListenUDP(c, h)
+		}
+	}
+	inbox := opts.InboxSize
+	if inbox <= 0 {
+		inbox = DefaultInboxSize
+	}
+	// The workers exist before the transport delivers anything.
+	for i := range n {
+		d.workers = append(d.workers, newWorker(d, i, inbox))
+	}
+	d.tr, err = listen(transport.Config{
+		Addrs:   cfg.Daemon.Listen,
+		Port:    cfg.Daemon.Port,
+		NATPort: cfg.Daemon.NATPort,
+		Log:     d.log,
+	}, (*handler)(d))
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if u, ok := d.dp.(TransportUser); ok {
+		u.SetTransport(d.tr)
+	}
+	d.ikePort, d.natPort = uint16(cfg.Daemon.Port), uint16(cfg.Daemon.NATPort)
+	if p, ok := d.tr.(interface{ Ports() (uint16, uint16) }); ok {
+		d.ikePort, d.natPort = p.Ports()
+	}
+	d.cfgs.Store(d.buildConfigSet(cfg, nil))
+	for _, w := range d.workers {
+		w.init()
+	}
+	return d, nil
+}
+
+// buildConfigSet converts cfg for the engine, reusing prev's sa.Config for
+// connections that did not change, so that their SAs and ReqIDs carry on.
+func (d *Daemon) buildConfigSet(cfg *config.Config, prev *configSet) *configSet {
+	cs := &configSet{cfg: cfg, byName: make(map[string]int, len(cfg.Connections))}
+	params := engineParams{
+		natPort:    d.natPort,
+		psk:        d.psk,
+		retransmit: d.opts.Retransmit,
+		reqID:      func() uint32 { return d.nextReq.Add(1) },
+	}
+	for i, c := range cfg.Connections {
+		cs.byName[c.Name] = i
+		var ec *sa.Config
+		if prev != nil {
+			if old, oldEC := prev.lookup(c.Name); old != nil && old.Equal(c) {
+				ec = oldEC
+			}
+		}
+		if ec == nil {
+			ec = engineConfig(c, params)
+		}
+		cs.eng = append(cs.eng, ec)
+	}
+	return cs
+}
+
+// psk looks the key up in the current configuration, so that a reload with a
+// new secret applies to the next authentication, as in strongSwan.
+func (d *Daemon) psk(local, remote auth.Identity) ([]byte, bool) {
+	return d.cfgs.Load().cfg.PSK(local, remote)
+}
+
+// Config returns the configuration in use.
+func (d *Daemon) Config() *config.Config { return d.cfgs.Load().cfg }
+
+// LocalAddrs lists the transport's bound addresses and ports.
+func (d *Daemon) LocalAddrs() []netip.AddrPort { return d.tr.LocalAddrs() }
+
+// Ports returns the IKE and NAT-T ports in use.
+func (d *Daemon) Ports() (ike, nat uint16) { return d.ikePort, d.natPort }
+
+// Run runs the daemon until ctx ends: it starts the workers, the control
+// socket and the metrics endpoint if configured, and initiates connections
+// with start_action start. When ctx ends it deletes every IKE SA politely
+// (waiting at most ShutdownTimeout for the peers), then closes everything.
+func (d *Daemon) Run(ctx context.Context) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return errors.New("daemon: Run called twice")
+	}
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, w := range d.workers {
+		wg.Go(func() { w.run(wctx) })
+	}
+	d.ctx, d.stop = context.WithCancel(ctx)
+	defer d.stop()
+
+	cfg := d.Config()
+	var ctl *control.Server
+	var metricsSrv *http.Server
+	var err error
+	if !d.opts.NoControl && cfg.Daemon.Socket != "" {
+		if ctl, err = control.Listen(cfg.Daemon.Socket, d, d.log); err != nil {
+			err = fmt.Errorf("daemon: %w", err)
+		}
+	}
+	if err == nil && cfg.Daemon.Metrics != "" {
+		metricsSrv, err = d.serveMetrics(cfg.Daemon.Metrics)
+	}
+	if err == nil {
+		ike, nat := d.Ports()
+		d.log.Info("daemon started", "addrs", fmt.Sprint(d.tr.LocalAddrs()), "ike_port", ike, "nat_port", nat,
+			"dataplane", cfg.Daemon.Dataplane, "workers", len(d.workers), "connections", len(cfg.Connections))
+		d.startConnections(d.cfgs.Load(), nil)
+		<-d.ctx.Done()
+		d.log.Info("daemon stopping: deleting SAs")
+	}
+
+	if ctl != nil {
+		ctl.Close()
+	}
+	d.bg.Wait()
+	d.shutdownSAs()
+	if metricsSrv != nil {
+		metricsSrv.Close()
+	}
+	stopWorkers()
+	wg.Wait()
+	d.closeResources()
+	d.log.Info("daemon stopped")
+	return err
+}
+
+// shutdownSAs deletes all IKE SAs and waits, bounded, until they are gone.
+func (d *Daemon) shutdownSAs() {
+	timeout := d.opts.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if n := d.deleteWhere(ctx, func(*ikeEntry) bool { return true }, true); n > 0 {
+		d.log.Info("deleted IKE SAs", "count", n)
+	}
+}
+
+func (d *Daemon) closeResources() {
+	if d.tr != nil {
+		d.tr.Close()
+	}
+	if d.dp != nil {
+		d.dp.Close()
+	}
+	d.keylog.Close()
+}
+
+// startConnections initiates the children with start_action start of the
+// connections in cs that only is nil or true for.
+func (d *Daemon) startConnections(cs *configSet, only func(name string) bool) {
+	for _, c := range cs.cfg.Connections {
+		if only != nil && !only(c.Name) {
+			continue
+		}
+		for _, ch := range c.Children {
+			switch ch.StartAction {
+			case "start":
+				d.startChild(c, ch.Name)
+			case "trap":
+				if cs.cfg.Daemon.Dataplane == "none" {
+					d.log.Warn("start_action trap acts as none with dataplane none (no packets to trigger it)", "conn", c.Name, "child", ch.Name)
+				} else {
+					d.log.Warn("start_action trap is not implemented yet; acting as none", "conn", c.Name, "child", ch.Name)
+				}
+			}
+		}
+	}
+}
+
+// startChild initiates one child in the background, as start_action start
+// asks, retrying up to the connection's keyingtries (0: until it works or
+// the daemon stops).
+func (d *Daemon) startChild(c *config.Connection, child string) {
+	d.bg.Go(func() {
+		for attempt := 1; ; attempt++ {
+			err := d.Up(d.ctx, c.Name, child)
+			if err == nil || d.ctx.Err() != nil {
+				return
+			}
+			d.log.Warn("start_action start: initiation failed", "conn", c.Name, "child", child, "attempt", attempt, "reason", err.Error())
+			if c.Keyingtries != 0 && attempt >= c.Keyingtries {
+				return
+			}
+			select {
+			case <-time.After(min(time.Duration(attempt)*5*time.Second, time.Minute)):
+			case <-d.ctx.Done():
+				return
+			}
+		}
+	})
+}
+
+// localAddrFor chooses the address we initiate c from towards remote.
+func (d *Daemon) localAddrFor(c *config.Connection, remote netip.Addr) (netip.Addr, error) {
+	sameFamily := func(a netip.Addr) bool { return a.Unmap().Is4() == remote.Unmap().Is4() }
+	for _, a := range c.LocalAddrs {
+		if sameFamily(a) {
+			return a, nil
+		}
+	}
+	if len(c.LocalAddrs) > 0 {
+		return netip.Addr{}, fmt.Errorf("daemon: connection %q has no local address of the family of %v", c.Name, remote)
+	}
+	for _, ap := range d.tr.LocalAddrs() {
+		if a := ap.Addr(); !a.IsUnspecified() && sameFamily(a) {
+			return a, nil
+		}
+	}
+	src := d.opts.RouteSource
+	if src == nil {
+		src = kernelRouteSource
+	}
+	a, err := src(remote)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("daemon: no route to %v: %w", remote, err)
+	}
+	return a, nil
+}
+
+// kernelRouteSource asks the kernel which source address it would use
+// towards dst: connecting a UDP socket sends nothing but selects it.
+func kernelRouteSource(dst netip.Addr) (netip.Addr, error) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 500)))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+}
+
+// dataplaneEvent receives the data plane's events. Expiry and acquire
+// handling (rekeying, trap policies) come with the issues that add them.
+func (d *Daemon) dataplaneEvent(ev dataplane.Event) {
+	d.log.Debug("data plane event", "kind", ev.Kind.String(), "spi", fmt.Sprintf("%08x", ev.InSPI), "reqid", ev.ReqID)
+}
+
+// handler is the daemon as the transport's Handler.
+type handler Daemon
+
+// HandleIKE routes one received IKE message to its worker. It runs on a
+// transport reader goroutine and only reads the header.
+func (h *handler) HandleIKE(p transport.Packet) {
+	d := (*Daemon)(h)
+	hdr, ok := peekHeader(p.Data)
+	if !ok {
+		d.stats.drop(dropMalformed)
+		return
+	}
+	r, ok := d.shards.routeMessage(hdr, p.Remote)
+	if !ok {
+		d.stats.drop(dropNoSA)
+		return
+	}
+	w := d.workers[r.worker]
+	select {
+	case w.inbox <- work{pkt: p, route: r}:
+	default:
+		// A flooded worker drops rather than stalling the socket for
+		// every other SA (DESIGN.md: bounded inboxes).
+		d.stats.drop(dropInboxFull)
+	}
+}
+
+// HandleESP receives UDP-encapsulated ESP. A data plane that processes ESP
+// in userspace implements ESPReceiver; with the others there is nobody to
+// take it.
+func (h *handler) HandleESP(batch []transport.Packet) {
+	d := (*Daemon)(h)
+	if r, ok := d.dp.(ESPReceiver); ok {
+		r.HandleESP(batch)
+		return
+	}
+	d.stats.dropN(dropNoSA, len(batch))
+}
+
+// ESPReceiver is implemented by data planes that take UDP-encapsulated ESP
+// from the daemon's transport (the userspace one). The batch is valid only
+// during the call.
+type ESPReceiver interface {
+	HandleESP(batch []transport.Packet)
+}
+
+// TransportUser is implemented by data planes that send ESP through the
+// daemon's transport; the daemon calls SetTransport before Run.
+type TransportUser interface {
+	SetTransport(transport.Endpoint)
+}
+
+var _ control.Backend = (*Daemon)(nil)

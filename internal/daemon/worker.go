@@ -1,0 +1,542 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
+	"github.com/cygnet-ipsec/cygnet/internal/transport"
+)
+
+// worker owns a share of the IKE SAs (see the package comment). Every field
+// below inbox is touched only by the worker's goroutine.
+type worker struct {
+	d     *Daemon
+	id    int
+	inbox chan work
+
+	env  *sa.Env
+	resp *sa.Responder
+
+	sas      map[uint64]*ikeEntry // by our SPI
+	halfOpen map[halfOpenKey]*ikeEntry
+	byConn   map[string]map[*ikeEntry]struct{}
+	timers   timerHeap
+	armed    time.Time // what timer is set for; zero: stopped
+	timer    *time.Timer
+	due      []*timerItem // reused by runTimers
+}
+
+// work is one item in a worker's inbox: a received datagram, or a function
+// to run on the worker (control requests).
+type work struct {
+	pkt   transport.Packet
+	route route
+	fn    func(w *worker)
+}
+
+// ikeEntry is the worker's record of one IKE SA.
+type ikeEntry struct {
+	sa    *sa.IKESA
+	spi   uint64 // our SPI: the key in worker.sas
+	conn  string // connection name; "" until a responder SA knows it
+	timer timerItem
+
+	halfOpen     halfOpenKey // set while a responder SA is half-open
+	isHalfOpen   bool
+	established  bool
+	createdForUp bool // created by an `up` that may abort it
+
+	// children are the CHILD_SAs installed in the data plane, by inbound
+	// SPI, so that whatever the engine leaves behind is removed with it.
+	children map[uint32]string
+
+	// NAT keepalives (RFC 3948 4): sent from natLocal to natRemote when a
+	// NAT is in front of us and nothing else went out for a while.
+	natLocalDetected    bool
+	natLocal, natRemote netip.AddrPort
+	lastSent            time.Time
+	lastPkts            [][]byte // the datagrams of the last send, to recognize retransmissions
+	keepaliveAt         time.Time
+
+	// Identities, for INITIAL_CONTACT (RFC 7296 2.4).
+	localID, remoteID string
+
+	// pendingChildren are children requested (Initiate, CreateChild) and
+	// not yet up or failed, so that a second `up` waits instead of
+	// creating a duplicate.
+	pendingChildren map[string]bool
+
+	waiters     []*upWaiter
+	goneWaiters []chan struct{}
+	deleted     bool // Done; removed from the worker
+}
+
+func newWorker(d *Daemon, id, inbox int) *worker {
+	return &worker{
+		d:        d,
+		id:       id,
+		inbox:    make(chan work, inbox),
+		sas:      make(map[uint64]*ikeEntry),
+		halfOpen: make(map[halfOpenKey]*ikeEntry),
+		byConn:   make(map[string]map[*ikeEntry]struct{}),
+	}
+}
+
+// init builds the worker's engine environment and Responder once the daemon
+// knows its ports and configuration.
+func (w *worker) init() {
+	d := w.d
+	w.env = &sa.Env{
+		Rand:        d.rand,
+		Log:         d.log,
+		NewIKESPI:   w.newIKESPI,
+		NewChildSPI: d.dp.AllocSPI,
+	}
+	// The half-open limit is the daemon's, shared evenly: each worker's
+	// Responder only counts its own half-open SAs.
+	threshold := max(1, (cookieThreshold+len(d.workers)-1)/len(d.workers))
+	w.resp = sa.NewResponder(w.env, (*selector)(d), sa.ResponderOptions{CookieThreshold: threshold})
+}
+
+// newIKESPI is the worker's Env.NewIKESPI: an unused SPI that routes here.
+// The engine calls it only on this worker's goroutine.
+func (w *worker) newIKESPI() uint64 {
+	r := w.d.rand
+	if r == nil {
+		r = cryptoRand
+	}
+	spi, err := w.d.shards.newSPI(r, w.id, func(s uint64) bool { _, ok := w.sas[s]; return ok })
+	if err != nil {
+		// crypto/rand does not fail; a broken test source is a bug.
+		panic(fmt.Sprintf("daemon: reading randomness for an IKE SPI: %v", err))
+	}
+	return spi
+}
+
+func (w *worker) run(ctx context.Context) {
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
+	defer w.timer.Stop()
+	for {
+		select {
+		case it := <-w.inbox:
+			if it.fn != nil {
+				it.fn(w)
+			} else {
+				w.receive(it.pkt, it.route)
+			}
+		case <-w.timer.C:
+			w.armed = time.Time{}
+			w.runTimers()
+		case <-ctx.Done():
+			return
+		}
+		w.rearm()
+	}
+}
+
+// do runs fn on the worker and waits for it, or for ctx.
+func (w *worker) do(ctx context.Context, fn func(w *worker)) error {
+	done := make(chan struct{})
+	select {
+	case w.inbox <- work{fn: func(w *worker) { fn(w); close(done) }}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rearm points the worker's timer at its earliest deadline.
+func (w *worker) rearm() {
+	next := w.timers.next()
+	if next.Equal(w.armed) {
+		return
+	}
+	w.timer.Stop()
+	w.armed = next
+	if !next.IsZero() {
+		w.timer.Reset(max(next.Sub(w.d.now()), 0))
+	}
+}
+
+func (w *worker) runTimers() {
+	now := w.d.now()
+	w.due = w.timers.popDue(now, w.due[:0])
+	for i, it := range w.due {
+		w.due[i] = nil
+		e := it.owner.(*ikeEntry)
+		if e.deleted {
+			continue
+		}
+		var out sa.Output
+		if dl := e.sa.NextDeadline(); !dl.IsZero() && !dl.After(now) {
+			out = e.sa.Tick(now)
+			w.countRetransmits(e, out.Packets)
+		}
+		w.apply(e, out)
+		if !e.deleted {
+			w.keepalive(e, now)
+		}
+	}
+}
+
+// countRetransmits counts the datagrams of a timer step that repeat what
+// was sent last: retransmissions (RFC 7296 2.1 resends the same bytes).
+func (w *worker) countRetransmits(e *ikeEntry, pkts []sa.Packet) {
+	n := 0
+	for _, p := range pkts {
+		for _, q := range e.lastPkts {
+			if bytes.Equal(p.Data, q) {
+				n++
+				break
+			}
+		}
+	}
+	if n > 0 {
+		w.d.stats.retransmit(n)
+	}
+}
+
+// receive handles one IKE datagram routed to this worker.
+func (w *worker) receive(p transport.Packet, r route) {
+	d := w.d
+	now := d.now()
+	m, err := wire.Parse(p.Data)
+	if r.initReq {
+		key := halfOpenKey{p.Remote.Addr().Unmap(), 0}
+		if err == nil {
+			key.spii = m.SPIi
+		} else if h, ok := peekHeader(p.Data); ok {
+			key.spii = h.SPIi
+		}
+		if e := w.halfOpen[key]; e != nil {
+			if err != nil {
+				d.stats.drop(dropMalformed)
+				return
+			}
+			w.apply(e, e.sa.Handle(now, m, p.Local, p.Remote))
+			return
+		}
+		if err != nil {
+			w.send(nil, w.resp.HandleMalformed(now, p.Data, err, p.Local, p.Remote).Packets, now)
+			d.stats.drop(dropMalformed)
+			return
+		}
+		ike, out := w.resp.HandleInit(now, m, p.Local, p.Remote)
+		if ike == nil {
+			w.send(nil, out.Packets, now)
+			return
+		}
+		e := w.add(ike, "")
+		e.halfOpen, e.isHalfOpen = key, true
+		w.halfOpen[key] = e
+		w.apply(e, out)
+		return
+	}
+	e := w.sas[r.spi]
+	if e == nil {
+		// RFC 7296 2.21.4 allows an INVALID_IKE_SPI notify here; like
+		// strongSwan we stay silent (no reflection for spoofed packets).
+		d.stats.drop(dropNoSA)
+		d.log.Debug("IKE message for an unknown SA dropped", "spi", fmt.Sprintf("%016x", r.spi), "peer", p.Remote.String())
+		return
+	}
+	if err != nil {
+		d.stats.drop(dropMalformed)
+		d.log.Debug("malformed IKE message dropped", "spi", fmt.Sprintf("%016x", r.spi), "peer", p.Remote.String(), "err", err.Error())
+		return
+	}
+	w.apply(e, e.sa.Handle(now, m, p.Local, p.Remote))
+}
+
+// add registers a new IKE SA on this worker.
+func (w *worker) add(ike *sa.IKESA, conn string) *ikeEntry {
+	e := &ikeEntry{sa: ike, spi: ike.LocalSPI(), children: make(map[uint32]string), pendingChildren: make(map[string]bool)}
+	e.timer = timerItem{index: -1, owner: e}
+	w.sas[e.spi] = e
+	w.setConn(e, conn)
+	w.d.stats.ikeCreated()
+	return e
+}
+
+func (w *worker) setConn(e *ikeEntry, conn string) {
+	if conn == "" || conn == e.conn {
+		return
+	}
+	if e.conn != "" {
+		delete(w.byConn[e.conn], e)
+	}
+	e.conn = conn
+	set := w.byConn[conn]
+	if set == nil {
+		set = make(map[*ikeEntry]struct{})
+		w.byConn[conn] = set
+	}
+	set[e] = struct{}{}
+}
+
+// remove forgets a finished IKE SA, removing whatever CHILD_SAs of it are
+// still in the data plane and waking whoever waits for it.
+func (w *worker) remove(e *ikeEntry, reason error) {
+	if e.deleted {
+		return
+	}
+	e.deleted = true
+	for spi := range e.children {
+		w.removeChild(e, spi)
+	}
+	delete(w.sas, e.spi)
+	if e.isHalfOpen {
+		delete(w.halfOpen, e.halfOpen)
+	}
+	if e.conn != "" {
+		delete(w.byConn[e.conn], e)
+		if len(w.byConn[e.conn]) == 0 {
+			delete(w.byConn, e.conn)
+		}
+	}
+	w.timers.set(&e.timer, time.Time{})
+	if reason == nil {
+		reason = errors.New("daemon: IKE SA deleted")
+	}
+	for _, u := range e.waiters {
+		u.finish(reason)
+	}
+	e.waiters = nil
+	for _, c := range e.goneWaiters {
+		close(c)
+	}
+	e.goneWaiters = nil
+	w.d.stats.ikeRemoved(e.established)
+}
+
+func (w *worker) removeChild(e *ikeEntry, spi uint32) {
+	delete(e.children, spi)
+	w.d.stats.childRemoved()
+	if err := w.d.dp.Remove(spi); err != nil {
+		w.d.log.Debug("data plane remove", "spi_in", fmt.Sprintf("%08x", spi), "err", err.Error())
+	}
+}
+
+// send transmits the engine's datagrams.
+func (w *worker) send(e *ikeEntry, pkts []sa.Packet, now time.Time) {
+	if e != nil && len(pkts) > 0 {
+		// The engine keeps these buffers for retransmission anyway.
+		e.lastPkts = e.lastPkts[:0]
+		for _, p := range pkts {
+			e.lastPkts = append(e.lastPkts, p.Data)
+		}
+	}
+	for _, p := range pkts {
+		if err := w.d.tr.SendIKE(transport.Packet{Local: p.Local, Remote: p.Remote, Data: p.Data}); err != nil {
+			w.d.stats.sendError()
+			w.d.log.Debug("sending IKE message failed", "local", p.Local.String(), "peer", p.Remote.String(), "err", err.Error())
+			continue
+		}
+		if e != nil {
+			e.lastSent = now
+			if p.Local.Port() == w.d.natPort {
+				e.natLocal, e.natRemote = p.Local, p.Remote
+			}
+		}
+	}
+}
+
+// keepalive sends a NAT-keepalive if one is due (RFC 3948 4: only when no
+// other packet went to the peer for the interval) and schedules the next.
+func (w *worker) keepalive(e *ikeEntry, now time.Time) {
+	if e.keepaliveAt.IsZero() || now.Before(e.keepaliveAt) {
+		return
+	}
+	if err := w.d.tr.SendKeepalive(e.natLocal, e.natRemote); err != nil {
+		w.d.log.Debug("NAT keepalive failed", "peer", e.natRemote.String(), "err", err.Error())
+	} else {
+		w.d.stats.keepalive()
+	}
+	e.lastSent = now
+	w.keepaliveSchedule(e)
+}
+
+// schedule puts e in the timer heap at its earliest deadline.
+func (w *worker) schedule(e *ikeEntry) {
+	at := e.sa.NextDeadline()
+	if !e.keepaliveAt.IsZero() && (at.IsZero() || e.keepaliveAt.Before(at)) {
+		at = e.keepaliveAt
+	}
+	w.timers.set(&e.timer, at)
+}
+
+// apply carries out one step's Output for e (see the package comment).
+func (w *worker) apply(e *ikeEntry, out sa.Output) {
+	d := w.d
+	now := d.now()
+	var followups []sa.Output
+	for _, ev := range out.Events {
+		switch ev := ev.(type) {
+		case sa.NATDetected:
+			e.natLocalDetected = ev.Local
+			d.log.Debug("NAT detection", "conn", e.conn, "nat_local", ev.Local, "nat_remote", ev.Remote)
+		case sa.Established:
+			w.established(e, ev)
+		case sa.ChildUp:
+			if f, ok := w.childUp(e, ev, now); !ok {
+				followups = append(followups, f)
+			}
+		case sa.ChildDown:
+			w.childDown(e, ev)
+		case sa.ChildFailed:
+			if ev.SPI != 0 {
+				// Frees the SPI the data plane allocated for it.
+				d.dp.Remove(ev.SPI)
+			}
+			delete(e.pendingChildren, ev.Name)
+			d.log.Warn("CHILD_SA failed", "conn", e.conn, "child", ev.Name, "reason", errText(ev.Err))
+			d.stats.childFailed()
+			for _, u := range e.waiters {
+				u.childFailed(ev.Name, ev.Err)
+			}
+		case sa.Failed:
+			w.failed(e, ev.Err)
+		case sa.Deleted:
+			d.log.Info("IKE SA deleted", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", ev.Reason)
+			d.stats.ikeDeleted()
+			for _, u := range e.waiters {
+				u.finish(fmt.Errorf("daemon: IKE SA deleted: %s", ev.Reason))
+			}
+		}
+	}
+	w.pruneWaiters(e)
+	w.send(e, out.Packets, now)
+	for _, f := range followups {
+		w.apply(e, f)
+		if e.deleted {
+			return
+		}
+	}
+	if e.isHalfOpen && e.sa.State() != sa.StateConnecting {
+		delete(w.halfOpen, e.halfOpen)
+		e.isHalfOpen = false
+	}
+	if e.sa.Done() {
+		w.remove(e, nil)
+		return
+	}
+	w.keepaliveSchedule(e)
+}
+
+// keepaliveSchedule arms the entry's timer after a step.
+func (w *worker) keepaliveSchedule(e *ikeEntry) {
+	if e.natLocalDetected && e.established && e.natLocal.IsValid() {
+		e.keepaliveAt = e.lastSent.Add(KeepaliveInterval)
+	} else {
+		e.keepaliveAt = time.Time{}
+	}
+	w.schedule(e)
+}
+
+func (w *worker) established(e *ikeEntry, ev sa.Established) {
+	d := w.d
+	e.established = true
+	s := ev.SA
+	w.setConn(e, s.Connection)
+	e.localID, e.remoteID = s.LocalID, s.RemoteID
+	if err := d.keylog.IKE(ev.KeyLog); err != nil {
+		d.log.Warn("key log", "err", err.Error())
+	}
+	d.stats.ikeEstablished()
+	d.log.Info("IKE SA established", "conn", s.Connection, "initiator", s.Initiator,
+		"spi_i", fmt.Sprintf("%016x", s.SPIi), "spi_r", fmt.Sprintf("%016x", s.SPIr),
+		"local", s.Local.String(), "peer", s.Remote.String(),
+		"local_id", s.LocalID, "remote_id", s.RemoteID, "proposal", s.Proposal,
+		"nat_local", s.NATLocal, "nat_remote", s.NATRemote)
+	for _, u := range e.waiters {
+		u.ikeUp()
+	}
+	if ev.InitialContact {
+		// RFC 7296 2.4: the peer says this is now the only IKE SA between
+		// the two identities; it has lost the others.
+		go d.dropOthers(e.spi, s.LocalID, s.RemoteID)
+	}
+}
+
+// childUp installs a new CHILD_SA in the data plane. When the data plane
+// refuses, it returns the engine's answer to ChildInstallFailed and false.
+func (w *worker) childUp(e *ikeEntry, ev sa.ChildUp, now time.Time) (sa.Output, bool) {
+	d := w.d
+	c := ev.Child
+	var replaces uint32
+	if ev.Replaces != nil {
+		replaces = ev.Replaces.InSPI
+	}
+	dsa := dataplaneSA(c)
+	if err := d.dp.Install(dsa, replaces); err != nil {
+		dsa.Zero()
+		d.log.Warn("data plane refused the CHILD_SA", "conn", e.conn, "child", c.Name,
+			"spi_in", fmt.Sprintf("%08x", c.InSPI), "err", err.Error())
+		return e.sa.ChildInstallFailed(now, c.InSPI, err), false
+	}
+	e.children[c.InSPI] = c.Name
+	delete(e.pendingChildren, c.Name)
+	if d.keylog != nil {
+		if err := d.keylog.ESP(espRecords(c)...); err != nil {
+			d.log.Warn("key log", "err", err.Error())
+		}
+	}
+	d.stats.childInstalled()
+	d.log.Info("CHILD_SA installed", "conn", e.conn, "child", c.Name,
+		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI),
+		"mode", c.Mode.String(), "encap", c.Encap, "proposal", c.Suite.String(),
+		"local_ts", tsList(c.LocalTS), "remote_ts", tsList(c.RemoteTS))
+	for _, u := range e.waiters {
+		u.childUp(c.Name)
+	}
+	return sa.Output{}, true
+}
+
+func (w *worker) childDown(e *ikeEntry, ev sa.ChildDown) {
+	c := ev.Child
+	if _, ok := e.children[c.InSPI]; ok {
+		w.removeChild(e, c.InSPI)
+	}
+	w.d.log.Info("CHILD_SA removed", "conn", e.conn, "child", c.Name,
+		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI), "reason", ev.Reason)
+}
+
+func (w *worker) failed(e *ikeEntry, err error) {
+	d := w.d
+	d.stats.ikeFailed(err)
+	d.log.Warn("IKE SA failed", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", errText(err))
+	for _, u := range e.waiters {
+		u.finish(err)
+	}
+}
+
+// pruneWaiters drops the waiters that have their answer.
+func (w *worker) pruneWaiters(e *ikeEntry) {
+	keep := e.waiters[:0]
+	for _, u := range e.waiters {
+		if !u.done() {
+			keep = append(keep, u)
+		}
+	}
+	clear(e.waiters[len(keep):])
+	e.waiters = keep
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
