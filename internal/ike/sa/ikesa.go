@@ -1,0 +1,559 @@
+package sa
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/cygnet-ipsec/cygnet/internal/ike/algs"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/auth"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/keys"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
+)
+
+// nonceLen is the length of our nonces: RFC 7296 2.10 asks for at least half
+// the PRF's key size and at least 16 octets; 32 covers every PRF we have.
+const nonceLen = 32
+
+// lingerTime is how long a dead IKE SA keeps answering retransmissions of
+// the request that ended it (an IKE_AUTH we rejected, a Delete), so that a
+// lost final response does not leave the peer retransmitting into the void.
+const lingerTime = 20 * time.Second
+
+// IKESA is one IKE SA. It is not safe for concurrent use: one goroutine (or
+// one worker at a time) owns it.
+//
+// An IKE SA runs at most one exchange at a time as initiator (window size 1,
+// RFC 7296 2.3) from a queue of tasks, and answers the peer's requests as
+// responder independently. See docs/engine.md.
+type IKESA struct {
+	env  *Env
+	rand io.Reader
+	log  *slog.Logger
+	cfg  *Config // responder: the IKE_SA_INIT match, then ForAuth's choice
+	sel  ConfigSelector
+	resp *Responder // counts us as half-open while set
+
+	initiator bool // we are the original initiator (RFC 7296 2.2)
+	state     State
+	done      bool
+	lingerTil time.Time // while dead: answer retransmissions until then
+	created   time.Time
+
+	spii, spir    uint64
+	local, remote netip.AddrPort
+	natLocal      bool // NAT in front of us (or faked with ForceEncap)
+	natRemote     bool // NAT in front of the peer
+
+	// From IKE_SA_INIT.
+	suite    algs.Suite
+	prf      *algs.PRF
+	keys     *keys.IKEKeys
+	prot     *keys.Protector
+	ni, nr   []byte
+	initReq  []byte // the last IKE_SA_INIT request as sent: AUTH signs it (RFC 7296 2.15)
+	initResp []byte // the IKE_SA_INIT response as sent
+	peerFrag bool   // the peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 2.3)
+	// peerHashes is the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4), nil
+	// if it sent none.
+	peerHashes []wire.HashAlgorithm
+	// peerCertReqs are the CA hashes of the peer's CERTREQs; peerAskedCert
+	// records that it sent any CERTREQ (RFC 7296 3.7).
+	peerCertReqs  [][20]byte
+	peerAskedCert bool
+
+	localID, remoteID auth.Identity
+	authenticated     bool // the peer's AUTH verified
+	establishedAt     time.Time
+	peerContact       bool // the peer sent INITIAL_CONTACT
+
+	children []*child
+
+	// Exchanges we initiate (RFC 7296 2.3: window size 1).
+	queue  []task
+	active *request
+	nextID uint32 // Message ID of our next request
+
+	// Exchanges the peer initiates.
+	peerID    uint32    // Message ID expected in the peer's next request
+	cached    *response // our response to the peer's previous request
+	reqFrags  reassembly
+	respFrags reassembly
+
+	lastHeard time.Time // last authenticated message from the peer (liveness)
+	halfOpen  time.Time // responder: IKE_AUTH must arrive before this
+}
+
+// child is a CHILD_SA of this IKE SA with the engine's view of it.
+type child struct {
+	sa    *ChildSA
+	cfg   *ChildConfig
+	state ChildState
+}
+
+// NewInitiator returns an IKE SA of connection cfg that will initiate from
+// local to remote (normally port 500; it floats to the NAT-T ports itself
+// when a NAT is detected, RFC 7296 2.23). Nothing is sent before Initiate.
+func NewInitiator(env *Env, cfg *Config, local, remote netip.AddrPort) *IKESA {
+	sa := newIKESA(env, cfg, true, local, remote)
+	sa.spii = sa.newIKESPI()
+	sa.setLogger()
+	return sa
+}
+
+func newIKESA(env *Env, cfg *Config, initiator bool, local, remote netip.AddrPort) *IKESA {
+	if env == nil {
+		env = &Env{}
+	}
+	r := env.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	return &IKESA{
+		env:       env,
+		rand:      r,
+		cfg:       cfg,
+		initiator: initiator,
+		local:     local,
+		remote:    remote,
+	}
+}
+
+// newIKESPI returns a fresh non-zero local IKE SPI.
+func (sa *IKESA) newIKESPI() uint64 {
+	if sa.env.NewIKESPI != nil {
+		if spi := sa.env.NewIKESPI(); spi != 0 {
+			return spi
+		}
+	}
+	var b [8]byte
+	for {
+		if _, err := io.ReadFull(sa.rand, b[:]); err != nil {
+			// A broken random source: fall back to the system's.
+			rand.Read(b[:])
+		}
+		if spi := binary.BigEndian.Uint64(b[:]); spi != 0 {
+			return spi
+		}
+	}
+}
+
+// setLogger (re)builds the SA's logger with its SPIs and peer.
+func (sa *IKESA) setLogger() {
+	base := sa.env.Log
+	if base == nil {
+		base = discardLogger
+	}
+	name := ""
+	if sa.cfg != nil {
+		name = sa.cfg.Name
+	}
+	sa.log = base.With(
+		slog.String("conn", name),
+		slog.String("spi_i", spiString(sa.spii)),
+		slog.String("spi_r", spiString(sa.spir)),
+		slog.String("peer", sa.remote.String()),
+	)
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// Initiate starts IKE_SA_INIT. The first named child (or the first
+// configured one when none is named) is created in IKE_AUTH (RFC 7296 1.2);
+// further children are queued as CREATE_CHILD_SA exchanges that run once the
+// IKE SA is established. Unknown names are reported as ChildFailed. Calling
+// Initiate on an SA that is not a fresh initiator does nothing.
+func (sa *IKESA) Initiate(now time.Time, children ...string) Output {
+	var out Output
+	if !sa.initiator || sa.created != (time.Time{}) || sa.done {
+		return out
+	}
+	sa.created = now
+	sa.lastHeard = now
+	var cfgs []*ChildConfig
+	if len(children) == 0 {
+		if len(sa.cfg.Children) > 0 {
+			cfgs = append(cfgs, sa.cfg.Children[0])
+		}
+	} else {
+		for _, name := range children {
+			c := sa.cfg.Child(name)
+			if c == nil {
+				out.event(ChildFailed{Name: name, Err: errorf("connection %q has no child %q", sa.cfg.Name, name)})
+				continue
+			}
+			cfgs = append(cfgs, c)
+		}
+	}
+	var first *ChildConfig
+	if len(cfgs) > 0 {
+		first = cfgs[0]
+	}
+	sa.queue = append(sa.queue, &ikeInitTask{}, &ikeAuthTask{childCfg: first})
+	for _, c := range cfgs[min(1, len(cfgs)):] {
+		sa.queue = append(sa.queue, &createChildTask{cfg: c})
+	}
+	sa.step(now, &out)
+	return out
+}
+
+// CreateChild creates the CHILD_SA of the configuration's child called name
+// with a CREATE_CHILD_SA exchange (RFC 7296 1.3.1), queued behind the
+// exchange in flight; before the IKE SA is established it waits for it. The
+// result is a ChildUp or ChildFailed event.
+func (sa *IKESA) CreateChild(now time.Time, name string) Output {
+	var out Output
+	if sa.state >= StateDeleting || sa.cfg == nil {
+		out.event(ChildFailed{Name: name, Err: errorf("IKE SA is %v", sa.state)})
+		return out
+	}
+	c := sa.cfg.Child(name)
+	if c == nil {
+		out.event(ChildFailed{Name: name, Err: errorf("connection %q has no child %q", sa.cfg.Name, name)})
+		return out
+	}
+	sa.queue = append(sa.queue, &createChildTask{cfg: c})
+	sa.step(now, &out)
+	return out
+}
+
+// Delete deletes the IKE SA politely: an INFORMATIONAL with a Delete payload
+// (RFC 7296 1.4.1) once the exchange in flight is done; tasks not started
+// yet are dropped. An SA that is not established yet is dropped at once
+// (no INFORMATIONAL exchange may precede IKE_AUTH). The result is a Deleted
+// event, after ChildDown for each CHILD_SA.
+func (sa *IKESA) Delete(now time.Time) Output {
+	var out Output
+	switch {
+	case sa.state == StateDead:
+		return out
+	case sa.state == StateConnecting:
+		sa.die(now, &out, nil, "deleted before it was established", false)
+		return out
+	}
+	for _, t := range sa.queue {
+		if _, ok := t.(*deleteIKETask); ok {
+			return out
+		}
+	}
+	if d, ok := sa.activeTask().(*deleteIKETask); ok && d != nil {
+		return out
+	}
+	for _, t := range sa.queue {
+		t.abort(sa, now, errorf("IKE SA is being deleted"), &out)
+	}
+	sa.queue = append(sa.queue[:0], &deleteIKETask{})
+	sa.step(now, &out)
+	return out
+}
+
+// ChildInstallFailed tells the SA that the data plane refused the CHILD_SA
+// with inbound SPI inSPI: it is reported as ChildFailed and deleted with the
+// peer (INFORMATIONAL Delete, RFC 7296 1.4.1). The runtime removes whatever
+// part of it the data plane did install.
+func (sa *IKESA) ChildInstallFailed(now time.Time, inSPI uint32, err error) Output {
+	var out Output
+	c := sa.childByInSPI(inSPI)
+	if c == nil {
+		return out
+	}
+	sa.removeChild(c)
+	out.event(ChildFailed{Name: c.sa.Name, Err: errorf("installing CHILD_SA %s (SPI %08x): %v", c.sa.Name, inSPI, err), SPI: inSPI})
+	if sa.state == StateEstablished {
+		sa.queue = append(sa.queue, &deleteChildTask{spis: []uint32{inSPI}})
+		sa.step(now, &out)
+	}
+	return out
+}
+
+// LocalSPI is our own IKE SPI (SPIi as initiator, SPIr as responder): the
+// runtime's routing key.
+func (sa *IKESA) LocalSPI() uint64 {
+	if sa.initiator {
+		return sa.spii
+	}
+	return sa.spir
+}
+
+// SPIs returns the IKE SA's SPIs; spir is zero until IKE_SA_INIT is answered.
+func (sa *IKESA) SPIs() (spii, spir uint64) { return sa.spii, sa.spir }
+
+// State returns the SA's state.
+func (sa *IKESA) State() State { return sa.state }
+
+// Done reports that the SA is finished: the runtime removes it. An SA that
+// failed or was deleted may stay in StateDead for a few seconds before it is
+// done, answering retransmissions of the request that ended it; NextDeadline
+// says when to Tick it.
+func (sa *IKESA) Done() bool { return sa.done }
+
+// Initiator reports whether we are the IKE SA's original initiator.
+func (sa *IKESA) Initiator() bool { return sa.initiator }
+
+// Config returns the SA's connection (for a responder, nil before
+// IKE_SA_INIT matched one; it may change when IKE_AUTH picks another).
+func (sa *IKESA) Config() *Config { return sa.cfg }
+
+// Children returns the CHILD_SAs that are up.
+func (sa *IKESA) Children() []*ChildSA {
+	out := make([]*ChildSA, len(sa.children))
+	for i, c := range sa.children {
+		out[i] = c.sa
+	}
+	return out
+}
+
+// Handle processes one datagram already parsed by wire.Parse (m.Raw set)
+// that the runtime routed to this SA by SPI. local and remote are where it
+// arrived and where it came from.
+func (sa *IKESA) Handle(now time.Time, m *wire.Message, local, remote netip.AddrPort) Output {
+	var out Output
+	if sa.done || m == nil || m.Raw == nil {
+		return out
+	}
+	if !sa.addressedToUs(m) {
+		sa.log.Debug("dropping message not for this IKE SA", msgAttrs(m)...)
+		return out
+	}
+	if m.IsResponse() {
+		sa.handleResponse(now, m, local, remote, &out)
+	} else {
+		sa.handleRequest(now, m, local, remote, &out)
+	}
+	sa.step(now, &out)
+	return out
+}
+
+// addressedToUs checks the header against the SA: the I flag names the
+// peer's role (RFC 7296 3.1), the SPIs are ours. The responder SPI may be
+// zero in IKE_SA_INIT messages.
+func (sa *IKESA) addressedToUs(m *wire.Message) bool {
+	if m.IsInitiator() == sa.initiator || m.SPIi != sa.spii {
+		return false
+	}
+	if m.Exchange == wire.IKE_SA_INIT && m.MessageID == 0 {
+		// A retransmitted request carries SPIr 0; a response carries the
+		// responder's new SPI (or 0 with COOKIE and error notifies).
+		return m.SPIr == 0 || m.SPIr == sa.spir || (sa.initiator && sa.spir == 0)
+	}
+	return m.SPIr == sa.spir
+}
+
+// Tick runs the timers that are due: retransmission, the half-open and
+// reassembly timeouts, liveness checks and the end of lingering. The
+// runtime calls it at or after NextDeadline.
+func (sa *IKESA) Tick(now time.Time) Output {
+	var out Output
+	if sa.done {
+		return out
+	}
+	if sa.state == StateDead {
+		if !now.Before(sa.lingerTil) {
+			sa.finish()
+		}
+		return out
+	}
+	sa.reqFrags.expire(now)
+	sa.respFrags.expire(now)
+	if r := sa.active; r != nil && !now.Before(r.deadline) {
+		sa.retransmit(now, &out)
+	}
+	if sa.state == StateConnecting && !sa.initiator && !sa.halfOpen.IsZero() && !now.Before(sa.halfOpen) {
+		sa.die(now, &out, errorf("%w with IKE_AUTH within %v of IKE_SA_INIT", ErrNoAnswer, sa.halfOpenTimeout()), "", false)
+		return out
+	}
+	if sa.state == StateEstablished && sa.active == nil && len(sa.queue) == 0 {
+		if d := sa.dpdDeadline(); !d.IsZero() && !now.Before(d) {
+			sa.queue = append(sa.queue, &livenessTask{})
+		}
+	}
+	sa.step(now, &out)
+	return out
+}
+
+// NextDeadline is when Tick must next be called; zero: no timer armed.
+func (sa *IKESA) NextDeadline() time.Time {
+	if sa.done {
+		return time.Time{}
+	}
+	if sa.state == StateDead {
+		return sa.lingerTil
+	}
+	var d time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	if sa.active != nil {
+		earliest(sa.active.deadline)
+	}
+	if sa.state == StateConnecting && !sa.initiator {
+		earliest(sa.halfOpen)
+	}
+	earliest(sa.reqFrags.deadline())
+	earliest(sa.respFrags.deadline())
+	if sa.state == StateEstablished && sa.active == nil && len(sa.queue) == 0 {
+		earliest(sa.dpdDeadline())
+	}
+	return d
+}
+
+// dpdDeadline is when the next liveness check is due (RFC 7296 2.4), zero
+// if none is configured.
+func (sa *IKESA) dpdDeadline() time.Time {
+	if sa.cfg == nil || sa.cfg.DPDDelay <= 0 {
+		return time.Time{}
+	}
+	return sa.lastHeard.Add(sa.cfg.DPDDelay)
+}
+
+// step starts queued tasks while no exchange of ours is in flight.
+func (sa *IKESA) step(now time.Time, out *Output) {
+	for !sa.done && sa.state != StateDead && sa.active == nil && len(sa.queue) > 0 {
+		t := sa.queue[0]
+		if !t.handshake() && sa.state != StateEstablished {
+			return // waits for IKE_AUTH to complete
+		}
+		sa.queue = sa.queue[1:]
+		sa.start(now, t, out)
+	}
+}
+
+// activeTask returns the task whose exchange is in flight, or nil.
+func (sa *IKESA) activeTask() task {
+	if sa.active == nil {
+		return nil
+	}
+	return sa.active.task
+}
+
+// die ends the IKE SA: its CHILD_SAs go down, pending tasks are aborted,
+// and a Failed (err != nil) or Deleted event reports why. With linger, the
+// SA stays in StateDead for lingerTime to answer retransmissions of the
+// request whose response we just sent.
+func (sa *IKESA) die(now time.Time, out *Output, err error, reason string, linger bool) {
+	if sa.state == StateDead {
+		return
+	}
+	why := reason
+	if err != nil {
+		why = err.Error()
+	}
+	for _, c := range sa.children {
+		out.event(ChildDown{Child: c.sa, Reason: why})
+	}
+	sa.children = nil
+	if r := sa.active; r != nil {
+		sa.active = nil
+		r.task.abort(sa, now, errorf("IKE SA is gone: %s", why), out)
+	}
+	for _, t := range sa.queue {
+		t.abort(sa, now, errorf("IKE SA is gone: %s", why), out)
+	}
+	sa.queue = nil
+	sa.state = StateDead
+	sa.leaveHalfOpen()
+	if err != nil {
+		sa.log.Warn("IKE SA failed", slog.String("reason", why))
+		out.event(Failed{Err: err})
+	} else {
+		sa.log.Info("IKE SA deleted", slog.String("reason", why))
+		out.event(Deleted{Reason: reason})
+	}
+	if sa.keys != nil {
+		sa.keys.Zero()
+	}
+	if linger && sa.cached != nil {
+		sa.lingerTil = now.Add(lingerTime)
+		return
+	}
+	sa.finish()
+}
+
+// finish marks the SA done and drops its remaining secrets.
+func (sa *IKESA) finish() {
+	sa.done = true
+	sa.prot = nil
+	sa.cached = nil
+	sa.reqFrags.reset()
+	sa.respFrags.reset()
+}
+
+// leaveHalfOpen stops counting the SA as half-open at its Responder.
+func (sa *IKESA) leaveHalfOpen() {
+	if sa.resp != nil {
+		sa.resp.halfOpenCount.Add(-1)
+		sa.resp = nil
+	}
+}
+
+// establish marks the IKE SA established and reports it.
+func (sa *IKESA) establish(now time.Time, out *Output) {
+	sa.state = StateEstablished
+	sa.establishedAt = now
+	sa.leaveHalfOpen()
+	snap := sa.Snapshot()
+	sa.log.Info("IKE SA established",
+		slog.String("local_id", snap.LocalID), slog.String("remote_id", snap.RemoteID),
+		slog.String("proposal", snap.Proposal), slog.String("local", sa.local.String()))
+	out.event(Established{
+		SA:             snap,
+		KeyLog:         keys.IKEDecryptionRecord(sa.spii, sa.spir, sa.suite, sa.keys),
+		InitialContact: sa.peerContact,
+	})
+}
+
+func (sa *IKESA) childByInSPI(spi uint32) *child {
+	for _, c := range sa.children {
+		if c.sa.InSPI == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+func (sa *IKESA) childByOutSPI(spi uint32) *child {
+	for _, c := range sa.children {
+		if c.sa.OutSPI == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+func (sa *IKESA) removeChild(c *child) {
+	for i, x := range sa.children {
+		if x == c {
+			sa.children = append(sa.children[:i], sa.children[i+1:]...)
+			return
+		}
+	}
+}
+
+// addChild records a new CHILD_SA and reports it for installation.
+func (sa *IKESA) addChild(cs *ChildSA, cfg *ChildConfig, out *Output) {
+	sa.children = append(sa.children, &child{sa: cs, cfg: cfg, state: ChildInstalled})
+	sa.log.Info("CHILD_SA up", slog.String("child", cs.Name),
+		slog.String("spi_in", spi32String(cs.InSPI)), slog.String("spi_out", spi32String(cs.OutSPI)),
+		slog.String("proposal", cs.Suite.String()), slog.String("mode", cs.Mode.String()),
+		slog.String("local_ts", tsListString(cs.LocalTS)), slog.String("remote_ts", tsListString(cs.RemoteTS)))
+	out.event(ChildUp{Child: cs})
+}
+
+func (o *Output) event(e Event) { o.Events = append(o.Events, e) }
+
+func (o *Output) send(local, remote netip.AddrPort, datagrams [][]byte) {
+	for _, d := range datagrams {
+		o.Packets = append(o.Packets, Packet{Local: local, Remote: remote, Data: d})
+	}
+}
+
+// logEnabled avoids building attributes for disabled levels.
+func (sa *IKESA) logEnabled(l slog.Level) bool {
+	return sa.log.Enabled(context.Background(), l)
+}
