@@ -362,7 +362,7 @@ type createChildTask struct {
 }
 
 func (t *createChildTask) exchange() wire.ExchangeType { return wire.CREATE_CHILD_SA }
-func (t *createChildTask) handshake() bool              { return false }
+func (t *createChildTask) handshake() bool             { return false }
 
 func (t *createChildTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.Payload, error) {
 	if t.offer == nil {

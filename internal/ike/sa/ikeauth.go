@@ -20,7 +20,7 @@ type ikeAuthTask struct {
 }
 
 func (t *ikeAuthTask) exchange() wire.ExchangeType { return wire.IKE_AUTH }
-func (t *ikeAuthTask) handshake() bool              { return true }
+func (t *ikeAuthTask) handshake() bool             { return true }
 
 func (t *ikeAuthTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.Payload, error) {
 	cfg := sa.cfg

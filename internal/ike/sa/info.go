@@ -13,7 +13,7 @@ import (
 type deleteIKETask struct{}
 
 func (t *deleteIKETask) exchange() wire.ExchangeType { return wire.INFORMATIONAL }
-func (t *deleteIKETask) handshake() bool              { return false }
+func (t *deleteIKETask) handshake() bool             { return false }
 
 func (t *deleteIKETask) build(sa *IKESA, now time.Time, out *Output) ([]wire.Payload, error) {
 	sa.state = StateDeleting
@@ -42,7 +42,7 @@ type deleteChildTask struct {
 }
 
 func (t *deleteChildTask) exchange() wire.ExchangeType { return wire.INFORMATIONAL }
-func (t *deleteChildTask) handshake() bool              { return false }
+func (t *deleteChildTask) handshake() bool             { return false }
 
 func (t *deleteChildTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.Payload, error) {
 	d := &wire.Delete{Protocol: wire.ProtoESP}
@@ -80,7 +80,7 @@ func (t *deleteChildTask) abort(sa *IKESA, now time.Time, err error, out *Output
 type livenessTask struct{}
 
 func (t *livenessTask) exchange() wire.ExchangeType { return wire.INFORMATIONAL }
-func (t *livenessTask) handshake() bool              { return false }
+func (t *livenessTask) handshake() bool             { return false }
 func (t *livenessTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.Payload, error) {
 	return nil, nil
 }

@@ -28,7 +28,7 @@ type ikeInitTask struct {
 }
 
 func (t *ikeInitTask) exchange() wire.ExchangeType { return wire.IKE_SA_INIT }
-func (t *ikeInitTask) handshake() bool              { return true }
+func (t *ikeInitTask) handshake() bool             { return true }
 
 func (t *ikeInitTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.Payload, error) {
 	cfg := sa.cfg
