@@ -164,7 +164,7 @@ func (sa *IKESA) acceptChild(now time.Time, o *childOffer, s *payloadSet, ni, nr
 	}
 	if suite.KE.ID != 0 {
 		if o.ke == nil || s.ke == nil || uint16(s.ke.Group) != suite.KE.ID || uint16(o.group) != suite.KE.ID {
-			return nil, errorf("CHILD_SA %s: peer chose key exchange %v without a matching KE payload", o.cfg.Name, wire.KEID(suite.KE.ID))
+			return nil, errorf("CHILD_SA %s: peer chose key exchange %s without a matching KE payload", o.cfg.Name, keName(wire.KEID(suite.KE.ID)))
 		}
 		secret, err := o.ke.SharedSecret(s.ke.Data)
 		if err != nil {
@@ -288,7 +288,7 @@ func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Out
 		if s.ke == nil || s.ke.Group != g {
 			// RFC 7296 1.3.1 (and 1.3 for IKE): tell the initiator which
 			// group we want; it retries. Not a failure yet.
-			sa.log.Info("requesting another key exchange method for CHILD_SA", slog.String("child", name), slog.String("requested", g.String()))
+			sa.log.Info("requesting another key exchange method for CHILD_SA", slog.String("child", name), slog.String("requested", keName(g)))
 			return []wire.Payload{&wire.Notify{NotifyType: wire.INVALID_KE_PAYLOAD, Data: binary.BigEndian.AppendUint16(nil, uint16(g))}}
 		}
 		pub, secret, err := suite.KEMethod().Respond(sa.rand, s.ke.Data)
@@ -383,13 +383,13 @@ func (t *createChildTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.P
 	if o.group != wire.KE_NONE {
 		m := algs.LookupKE(o.group)
 		if m == nil {
-			return nil, errorf("key exchange method %v is not available", o.group)
+			return nil, errorf("key exchange method %s is not available", keName(o.group))
 		}
 		if o.ke != nil {
 			o.ke.Destroy()
 		}
 		if o.ke, err = m.Generate(sa.rand); err != nil {
-			return nil, errorf("key exchange %v: %v", o.group, err)
+			return nil, errorf("key exchange %s: %v", keName(o.group), err)
 		}
 		ke = &wire.KE{Group: o.group, Data: o.ke.Public()}
 	}
@@ -405,8 +405,8 @@ func (t *createChildTask) process(sa *IKESA, now time.Time, m *wire.Message, pay
 		}
 		g := wire.KEID(binary.BigEndian.Uint16(n.Data))
 		if t.keRetried || g == o.group || !offersKE(o.proposals, g) || algs.LookupKE(g) == nil {
-			return false, remoteNotify(n, "peer requested key exchange %v for CHILD_SA %s, which we did not offer (we offered %s)",
-				g, o.cfg.Name, proposalsString(o.proposals))
+			return false, remoteNotify(n, "peer requested key exchange %s for CHILD_SA %s, which we did not offer (we offered %s)",
+				keName(g), o.cfg.Name, proposalsString(o.proposals))
 		}
 		t.keRetried = true
 		o.group = g

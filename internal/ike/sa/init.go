@@ -48,11 +48,11 @@ func (t *ikeInitTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.Paylo
 		}
 		m := algs.LookupKE(t.group)
 		if m == nil {
-			return nil, errorf("key exchange method %v is not available", t.group)
+			return nil, errorf("key exchange method %s is not available", keName(t.group))
 		}
 		ke, err := m.Generate(sa.rand)
 		if err != nil {
-			return nil, errorf("key exchange %v: %v", t.group, err)
+			return nil, errorf("key exchange %s: %v", keName(t.group), err)
 		}
 		t.ke = ke
 	}
@@ -97,9 +97,9 @@ func (t *ikeInitTask) process(sa *IKESA, now time.Time, m *wire.Message, payload
 			g := wire.KEID(binary.BigEndian.Uint16(n.Data))
 			switch {
 			case t.keRetried:
-				return false, remoteNotify(n, "peer rejected key exchange %v too, requesting %v", t.group, g)
+				return false, remoteNotify(n, "peer rejected key exchange %s too, requesting %s", keName(t.group), keName(g))
 			case g == t.group || !offersKE(cfg.IKEProposals, g) || algs.LookupKE(g) == nil:
-				return false, remoteNotify(n, "peer requested key exchange %v, which we did not offer (we offered %s)", g, proposalsString(cfg.IKEProposals))
+				return false, remoteNotify(n, "peer requested key exchange %s, which we did not offer (we offered %s)", keName(g), proposalsString(cfg.IKEProposals))
 			}
 			sa.log.Info("peer requested another key exchange method, retrying")
 			t.keRetried = true
@@ -129,8 +129,8 @@ func (t *ikeInitTask) process(sa *IKESA, now time.Time, m *wire.Message, payload
 		return false, errorf("invalid IKE_SA_INIT response: %v", err)
 	}
 	if wire.KEID(suite.KE.ID) != t.group || s.ke.Group != t.group {
-		return false, errorf("invalid IKE_SA_INIT response: key exchange %v in the proposal and %v in KE, we sent %v",
-			wire.KEID(suite.KE.ID), s.ke.Group, t.group)
+		return false, errorf("invalid IKE_SA_INIT response: key exchange %s in the proposal and %s in KE, we sent %s",
+			keName(wire.KEID(suite.KE.ID)), keName(s.ke.Group), keName(t.group))
 	}
 	secret, err := t.ke.SharedSecret(s.ke.Data)
 	t.ke.Destroy()

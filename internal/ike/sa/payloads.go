@@ -78,7 +78,7 @@ func collect(ps []wire.Payload) payloadSet {
 }
 
 // notify returns the first notify of type t, or nil.
-func (s *payloadSet) notify(t wire.NotifyType) *wire.Notify {
+func (s payloadSet) notify(t wire.NotifyType) *wire.Notify {
 	for _, n := range s.notifies {
 		if n.NotifyType == t {
 			return n
@@ -89,7 +89,7 @@ func (s *payloadSet) notify(t wire.NotifyType) *wire.Notify {
 
 // firstError returns the first notify of an error type (RFC 7296 3.10.1),
 // or nil.
-func (s *payloadSet) firstError() *wire.Notify {
+func (s payloadSet) firstError() *wire.Notify {
 	for _, n := range s.notifies {
 		if n.NotifyType.IsError() {
 			return n
@@ -205,3 +205,12 @@ func firstKE(ps []algs.Proposal) wire.KEID {
 }
 
 func clone(b []byte) []byte { return bytes.Clone(b) }
+
+// keName names a key exchange method by its strongSwan keyword ("ecp384"),
+// or its IANA name if Cygnet has no implementation.
+func keName(g wire.KEID) string {
+	if m := algs.LookupKE(g); m != nil {
+		return m.Keyword
+	}
+	return g.String()
+}

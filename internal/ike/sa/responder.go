@@ -138,7 +138,7 @@ func (r *Responder) HandleInit(now time.Time, m *wire.Message, local, remote net
 		// RFC 7296 1.3: the request's KE is for another group than the
 		// one we chose; tell the initiator which one.
 		log.Info("requesting another key exchange method",
-			slog.String("received", s.ke.Group.String()), slog.String("requested", g.String()))
+			slog.String("received", keName(s.ke.Group)), slog.String("requested", keName(g)))
 		return nil, stateless(m, local, remote, &wire.Notify{NotifyType: wire.INVALID_KE_PAYLOAD, Data: binary.BigEndian.AppendUint16(nil, uint16(g))})
 	}
 	pub, secret, err := suite.KEMethod().Respond(r.rand, s.ke.Data)
