@@ -275,10 +275,13 @@ func (sa *IKESA) handleResponse(now time.Time, m *wire.Message, local, remote ne
 	}
 	sa.logExchange("received", m.Header, payloads, 1)
 	sa.active = nil
+	if r.exchange != wire.IKE_SA_INIT {
+		sa.nextID++ // before process: a task may start another exchange
+	}
 	retry, err := r.task.process(sa, now, m, payloads, out)
-	if !(retry && r.exchange == wire.IKE_SA_INIT) {
+	if r.exchange == wire.IKE_SA_INIT && !retry {
 		// IKE_SA_INIT is retried with message ID 0 (RFC 7296 2.6).
-		sa.nextID++
+		sa.nextID = 1
 	}
 	switch {
 	case err != nil:
@@ -356,8 +359,15 @@ func (sa *IKESA) handleRequest(now time.Time, m *wire.Message, local, remote net
 	if err != nil {
 		// RFC 7296 3.10.1: INVALID_SYNTAX, in an encrypted response, for an
 		// authentic request we cannot parse.
-		nerr := localNotify(wire.INVALID_SYNTAX, err, "malformed %v request: %v", m.Exchange, err)
-		resp = []wire.Payload{&wire.Notify{NotifyType: wire.INVALID_SYNTAX}}
+		// A critical payload we do not know gets UNSUPPORTED_CRITICAL_PAYLOAD
+		// with its type (RFC 7296 2.5) instead.
+		n := &wire.Notify{NotifyType: wire.INVALID_SYNTAX}
+		var werr *wire.Error
+		if errors.As(err, &werr) && werr.Notify != 0 {
+			n = &wire.Notify{NotifyType: werr.Notify, Data: werr.Data}
+		}
+		nerr := localNotify(n.NotifyType, err, "malformed %v request: %v", m.Exchange, err)
+		resp = []wire.Payload{n}
 		if sa.state == StateConnecting {
 			after = func() { sa.die(now, out, nerr, "", true) }
 		} else {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cygnet-ipsec/cygnet/internal/ike/algs"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/auth"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/keys"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
 )
 
@@ -182,6 +183,8 @@ type pair struct {
 	i, r    side
 	rawSent [][]byte // every datagram the initiator sent, for inspection
 	rawResp [][]byte // every datagram the responder side sent
+	// The protectors of both sides, kept after the SAs drop them.
+	iprot, rprot *keys.Protector
 	// tamper, if set, may rewrite a datagram before it is parsed.
 	tamper func(toResponder bool, b []byte) []byte
 }
@@ -205,6 +208,9 @@ func (p *pair) faults(seed uint64, loss, dup, reorder float64) {
 }
 
 func (p *pair) fromInitiator(out Output) {
+	if p.ini.prot != nil {
+		p.iprot = p.ini.prot
+	}
 	p.i.apply(out)
 	for _, pk := range out.Packets {
 		p.rawSent = append(p.rawSent, pk.Data)
@@ -213,6 +219,9 @@ func (p *pair) fromInitiator(out Output) {
 }
 
 func (p *pair) fromResponder(out Output) {
+	if p.rsa != nil && p.rsa.prot != nil {
+		p.rprot = p.rsa.prot
+	}
 	p.r.apply(out)
 	for _, pk := range out.Packets {
 		p.rawResp = append(p.rawResp, pk.Data)

@@ -359,13 +359,16 @@ func (sa *IKESA) verifyPeerAuth(cfg *Config, s *payloadSet, peer auth.Identity, 
 		}
 		leaf, err := auth.VerifyPeer(chain, cfg.Remote.Roots, peer, now)
 		if err != nil {
-			return err
+			return fail("peer %s: %s", peer, authReason(err))
 		}
 		var allowed []wire.HashAlgorithm
 		if cfg.Remote.AllowSHA1 {
 			allowed = append(auth.SupportedHashes(), wire.HashSHA1)
 		}
-		return auth.VerifyWithCertificate(leaf, method, s.auth.Data, octets, allowed)
+		if err := auth.VerifyWithCertificate(leaf, method, s.auth.Data, octets, allowed); err != nil {
+			return fail("peer %s: %s", peer, authReason(err))
+		}
+		return nil
 	}
 	return fail("connection %q has no remote authentication method", cfg.Name)
 }

@@ -120,7 +120,7 @@ func TestHandshakeCertificates(t *testing.T) {
 // (reassembling fragments) with the responder's keys.
 func decryptSent(t testing.TB, p *pair, msgID uint32) []wire.Payload {
 	t.Helper()
-	return decryptFrom(t, p.rsa.prot, p.rawSent, msgID)
+	return decryptFrom(t, p.rprot, p.rawSent, msgID)
 }
 
 func decryptFrom(t testing.TB, prot *keys.Protector, datagrams [][]byte, msgID uint32) []wire.Payload {
