@@ -105,7 +105,7 @@ func (d *Daemon) Up(ctx context.Context, conn, child string) error {
 		owner.do(stopCtx, func(w *worker) {
 			u.finish(nil)
 			w.pruneWaiters(entry)
-			if entry.createdForUp && !entry.established && !entry.deleted && len(entry.waiters) == 0 {
+			if entry.createdForUp && !entry.established && !entry.dead && len(entry.waiters) == 0 {
 				w.apply(entry, entry.sa.Delete(d.now()))
 			}
 		})
@@ -143,7 +143,7 @@ func (w *worker) initiate(c *config.Connection, ec *sa.Config, children []string
 func (w *worker) connEntry(conn string) *ikeEntry {
 	var best *ikeEntry
 	for e := range w.byConn[conn] {
-		if e.deleted {
+		if e.dead {
 			continue
 		}
 		switch e.sa.State() {
@@ -225,7 +225,7 @@ func (d *Daemon) deleteWhere(ctx context.Context, match func(*ikeEntry) bool, wa
 	d.each(ctx, func(w *worker) {
 		now := d.now()
 		for _, e := range w.entries() {
-			if e.deleted || !match(e) {
+			if e.dead || !match(e) {
 				continue
 			}
 			c := make(chan struct{})
@@ -278,7 +278,7 @@ func (d *Daemon) dropOthers(keep uint64, localID, remoteID string) {
 	defer cancel()
 	d.each(ctx, func(w *worker) {
 		for _, e := range w.entries() {
-			if e.spi != keep && e.established && !e.deleted && e.localID == localID && e.remoteID == remoteID {
+			if e.spi != keep && e.established && !e.dead && e.localID == localID && e.remoteID == remoteID {
 				d.log.Info("IKE SA replaced: the peer sent INITIAL_CONTACT", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "remote_id", remoteID)
 				w.remove(e, errors.New("daemon: IKE SA replaced (the peer sent INITIAL_CONTACT)"))
 			}
@@ -293,7 +293,9 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	err := d.each(ctx, func(w *worker) {
 		list := make([]control.IKESA, 0, len(w.sas))
 		for _, e := range w.sas {
-			list = append(list, statusIKESA(e.sa.Snapshot(), d.dp.Counters))
+			if !e.dead { // a dead SA only lingers to answer retransmissions
+				list = append(list, statusIKESA(e.sa.Snapshot(), d.dp.Counters))
+			}
 		}
 		mu.Lock()
 		st.IKESAs = append(st.IKESAs, list...)

@@ -35,6 +35,7 @@ type peerConf struct {
 	keylog                         string
 	socket                         string
 	localTS, remoteTS              string
+	moreLocalTS, moreRemoteTS      string
 }
 
 func (p peerConf) yaml() string {
@@ -51,17 +52,22 @@ func (p peerConf) yaml() string {
 		p.startAction = "none"
 	}
 	if p.localTS == "" {
-		p.localTS = "[10.1.0.0/16]"
-		p.remoteTS = "[10.2.0.0/16]"
+		p.localTS, p.remoteTS = "[10.1.0.0/16]", "[10.2.0.0/16]"
+	}
+	if p.moreLocalTS == "" {
+		p.moreLocalTS, p.moreRemoteTS = "[10.3.0.0/16]", "[10.4.0.0/16]"
+	}
+	socket := ""
+	if p.socket != "" {
+		socket = fmt.Sprintf("  socket: %q\n", p.socket)
 	}
 	return fmt.Sprintf(`daemon:
   listen: [%[2]s]
-  socket: %[11]q
-  dataplane: none
+%[11]s  dataplane: none
   keylog: %[10]q
   log: {level: debug}
 secrets:
-  - ids: [%[1]s.example, %[3]s.example]
+  - ids: [%[1]s.example, %[3]s.example, %[1]s2.example, %[3]s2.example]
     psk: %[5]q
 connections:
   site:
@@ -78,10 +84,10 @@ connections:
         esp_proposals: %[7]s
         start_action: %[9]s
       more:
-        local_ts: [10.3.0.0/16]
-        remote_ts: [10.4.0.0/16]
+        local_ts: %[14]s
+        remote_ts: %[15]s
         esp_proposals: %[7]s
-%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, p.socket, p.localTS, p.remoteTS)
+%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS)
 }
 
 func parseConf(t testing.TB, dir, text string) *config.Config {
@@ -125,7 +131,8 @@ type benchOptions struct {
 func defaultBenchOptions() benchOptions {
 	return benchOptions{
 		alice: peerConf{name: "alice", addr: "192.0.2.1", peerName: "bob", peerAddr: "192.0.2.2"},
-		bob:   peerConf{name: "bob", addr: "192.0.2.2", peerName: "alice", peerAddr: "192.0.2.1"},
+		bob: peerConf{name: "bob", addr: "192.0.2.2", peerName: "alice", peerAddr: "192.0.2.1",
+			localTS: "[10.2.0.0/16]", remoteTS: "[10.1.0.0/16]", moreLocalTS: "[10.4.0.0/16]", moreRemoteTS: "[10.3.0.0/16]"},
 		// Fast failure for the tests where a peer stays silent.
 		retransmit: sa.Retransmit{Timeout: 200 * time.Millisecond, Base: 1.5, Tries: 3},
 	}

@@ -74,6 +74,7 @@ type ikeEntry struct {
 
 	waiters     []*upWaiter
 	goneWaiters []chan struct{}
+	dead        bool // failed or deleted (StateDead): only lingering
 	deleted     bool // Done; removed from the worker
 }
 
@@ -271,7 +272,7 @@ func (w *worker) add(ike *sa.IKESA, conn string) *ikeEntry {
 }
 
 func (w *worker) setConn(e *ikeEntry, conn string) {
-	if conn == "" || conn == e.conn {
+	if conn == "" || conn == e.conn || e.dead {
 		return
 	}
 	if e.conn != "" {
@@ -286,39 +287,52 @@ func (w *worker) setConn(e *ikeEntry, conn string) {
 	set[e] = struct{}{}
 }
 
-// remove forgets a finished IKE SA, removing whatever CHILD_SAs of it are
-// still in the data plane and waking whoever waits for it.
-func (w *worker) remove(e *ikeEntry, reason error) {
-	if e.deleted {
+// died handles an IKE SA that failed or was deleted. The engine keeps it for
+// a while (StateDead) to answer retransmissions, but for everything else it
+// is gone: its CHILD_SAs leave the data plane, waiters wake up, status no
+// longer shows it and the gauges no longer count it.
+func (w *worker) died(e *ikeEntry) {
+	if e.dead {
 		return
 	}
-	e.deleted = true
+	e.dead = true
 	for spi := range e.children {
 		w.removeChild(e, spi)
 	}
-	delete(w.sas, e.spi)
-	if e.isHalfOpen {
-		delete(w.halfOpen, e.halfOpen)
-	}
-	if e.conn != "" {
-		delete(w.byConn[e.conn], e)
-		if len(w.byConn[e.conn]) == 0 {
-			delete(w.byConn, e.conn)
-		}
-	}
-	w.timers.set(&e.timer, time.Time{})
-	if reason == nil {
-		reason = errors.New("daemon: IKE SA deleted")
-	}
 	for _, u := range e.waiters {
-		u.finish(reason)
+		u.finish(errors.New("daemon: IKE SA deleted"))
 	}
 	e.waiters = nil
 	for _, c := range e.goneWaiters {
 		close(c)
 	}
 	e.goneWaiters = nil
+	if e.conn != "" {
+		delete(w.byConn[e.conn], e)
+		if len(w.byConn[e.conn]) == 0 {
+			delete(w.byConn, e.conn)
+		}
+	}
 	w.d.stats.ikeRemoved(e.established)
+}
+
+// remove forgets a finished IKE SA (Done), after died if it had not run.
+func (w *worker) remove(e *ikeEntry, reason error) {
+	if e.deleted {
+		return
+	}
+	if reason != nil {
+		for _, u := range e.waiters {
+			u.finish(reason)
+		}
+	}
+	w.died(e)
+	e.deleted = true
+	delete(w.sas, e.spi)
+	if e.isHalfOpen {
+		delete(w.halfOpen, e.halfOpen)
+	}
+	w.timers.set(&e.timer, time.Time{})
 }
 
 func (w *worker) removeChild(e *ikeEntry, spi uint32) {
@@ -424,9 +438,15 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 			return
 		}
 	}
-	if e.isHalfOpen && e.sa.State() != sa.StateConnecting {
+	state := e.sa.State()
+	if e.isHalfOpen && state != sa.StateConnecting && state != sa.StateDead {
+		// Established: IKE_SA_INIT retransmissions are over. A dead
+		// half-open SA keeps its key while it lingers, to answer them.
 		delete(w.halfOpen, e.halfOpen)
 		e.isHalfOpen = false
+	}
+	if state == sa.StateDead && !e.dead {
+		w.died(e)
 	}
 	if e.sa.Done() {
 		w.remove(e, nil)
