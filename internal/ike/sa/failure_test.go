@@ -123,7 +123,7 @@ func TestFailResponderIdentity(t *testing.T) {
 	usePubKey(ini, leaf(t, keyECDSA, "a.example", time.Time{}), pk.root.cert)
 	usePubKey(resp, leaf(t, keyECDSA, "c.example", time.Time{}), pk.root.cert)
 	resp.Local.ID = mustID(t, "c.example")
-	ini.Remote.ID = mustID(t, "*.example") // accepts c.example as such...
+	ini.Remote.ID = mustID(t, "*.example")     // accepts c.example as such...
 	ini.Remote.Roots = rootPool(pk.other.cert) // ...but not its certificate
 	p := newPair(t, 70, ini, resp, ResponderOptions{})
 	p.handshake()
