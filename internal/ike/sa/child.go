@@ -244,39 +244,53 @@ func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Out
 		return fail(localNotify(wire.INVALID_SYNTAX, nil, "CHILD_SA request without SA, Nonce, TSi or TSr"), nil)
 	}
 
-	// RFC 7296 2.9: TSi is the initiator's side, our remote one.
-	var cfg *ChildConfig
-	var tsi, tsr []wire.TrafficSelector
-	for _, c := range sa.cfg.Children {
-		tsi = narrowTS(resolveTS(c.RemoteTS, sa.remote.Addr()), s.tsi.Selectors)
-		tsr = narrowTS(resolveTS(c.LocalTS, sa.local.Addr()), s.tsr.Selectors)
-		if len(tsi) > 0 && len(tsr) > 0 {
-			cfg = c
-			break
-		}
-	}
-	if cfg == nil {
-		return fail(localNotify(wire.TS_UNACCEPTABLE, nil, "traffic selectors %s === %s match no child of connection %q",
-			tsListString(s.tsi.Selectors), tsListString(s.tsr.Selectors), sa.cfg.Name), nil)
-	}
-	name = cfg.Name
-	props := cfg.Proposals
-	if inAuth {
-		props = withoutKE(props)
-	}
+	// RFC 7296 2.9: TSi is the initiator's side, our remote one. The child
+	// is the first whose selectors intersect the proposed ones and whose
+	// proposals match; strongSwan stops at the selectors, which would make
+	// two children with the same selectors and different proposals fail.
 	var peerKE wire.KEID
 	if !inAuth && s.ke != nil {
 		peerKE = s.ke.Group
 	}
-	suite, chosen, err := algs.Select(props, s.sa.Proposals, peerKE)
-	if err != nil {
-		theirs := ""
-		if npe, ok := err.(*algs.NoProposalError); ok {
-			theirs = npe.Theirs
+	var cfg *ChildConfig
+	var tsi, tsr []wire.TrafficSelector
+	var suite algs.Suite
+	var chosen *wire.Proposal
+	var noProposal *NotifyError
+	for _, c := range sa.cfg.Children {
+		ci := narrowTS(resolveTS(c.RemoteTS, sa.remote.Addr()), s.tsi.Selectors)
+		cr := narrowTS(resolveTS(c.LocalTS, sa.local.Addr()), s.tsr.Selectors)
+		if len(ci) == 0 || len(cr) == 0 {
+			continue
 		}
-		return fail(localNotify(wire.NO_PROPOSAL_CHOSEN, err, "no proposal chosen for CHILD_SA %s: we offered %s, peer offered %s",
-			name, proposalsString(props), theirs), nil)
+		props := c.Proposals
+		if inAuth {
+			props = withoutKE(props)
+		}
+		st, p, err := algs.Select(props, s.sa.Proposals, peerKE)
+		if err != nil {
+			if noProposal == nil {
+				theirs := ""
+				if npe, ok := err.(*algs.NoProposalError); ok {
+					theirs = npe.Theirs
+				}
+				name = c.Name
+				noProposal = localNotify(wire.NO_PROPOSAL_CHOSEN, err, "no proposal chosen for CHILD_SA %s: we offered %s, peer offered %s",
+					c.Name, proposalsString(props), theirs)
+			}
+			continue
+		}
+		cfg, tsi, tsr, suite, chosen = c, ci, cr, st, p
+		break
 	}
+	switch {
+	case cfg == nil && noProposal != nil:
+		return fail(noProposal, nil)
+	case cfg == nil:
+		return fail(localNotify(wire.TS_UNACCEPTABLE, nil, "traffic selectors %s === %s match no child of connection %q",
+			tsListString(s.tsi.Selectors), tsListString(s.tsr.Selectors), sa.cfg.Name), nil)
+	}
+	name = cfg.Name
 	if len(chosen.SPI) != 4 {
 		return fail(localNotify(wire.INVALID_SYNTAX, nil, "ESP proposal with a %d-octet SPI", len(chosen.SPI)), nil)
 	}

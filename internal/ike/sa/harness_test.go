@@ -131,6 +131,8 @@ func (s *side) apply(out Output) {
 			s.children[e.Child.InSPI] = e.Child
 		case ChildDown:
 			delete(s.children, e.Child.InSPI)
+		case ChildFailed:
+			delete(s.children, e.SPI) // after ChildInstallFailed
 		}
 	}
 }
@@ -185,6 +187,9 @@ type pair struct {
 	rawResp [][]byte // every datagram the responder side sent
 	// The protectors of both sides, kept after the SAs drop them.
 	iprot, rprot *keys.Protector
+	// nat, if set, rewrites the initiator's source address on the way to
+	// the responder (and back).
+	nat func(netip.AddrPort) netip.AddrPort
 	// tamper, if set, may rewrite a datagram before it is parsed.
 	tamper func(toResponder bool, b []byte) []byte
 }
@@ -243,8 +248,20 @@ func (p *pair) deliver(f flight) {
 		if err != nil {
 			return
 		}
-		p.fromInitiator(p.ini.Handle(p.now, m, f.pkt.Remote, f.pkt.Local))
+		dst := f.pkt.Remote
+		if p.nat != nil {
+			// Undo the NAT's mapping: to the initiator's own address.
+			for _, port := range []uint16{500, 4500} {
+				if priv := netip.AddrPortFrom(addrI.Addr(), port); p.nat(priv) == dst {
+					dst = priv
+				}
+			}
+		}
+		p.fromInitiator(p.ini.Handle(p.now, m, dst, f.pkt.Local))
 		return
+	}
+	if p.nat != nil {
+		f.pkt.Local = p.nat(f.pkt.Local)
 	}
 	if err != nil {
 		p.fromResponder(p.resp.HandleMalformed(p.now, data, err, f.pkt.Remote, f.pkt.Local))
