@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -203,3 +204,5 @@ func udpPacket(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte 
 	binary.BigEndian.PutUint16(u[6:], c)
 	return pkt
 }
+
+func mkdirTemp() (string, error) { return os.MkdirTemp("", "cygnet-userspace-") }

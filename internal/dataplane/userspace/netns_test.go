@@ -1,0 +1,146 @@
+package userspace
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cygnet-ipsec/cygnet/internal/testbed"
+)
+
+var (
+	esppeerOnce sync.Once
+	esppeerPath string
+	esppeerErr  error
+)
+
+// buildEsppeer builds bench/esppeer, the fixed-key tunnel end the netns
+// tests run in each namespace.
+func buildEsppeer(t *testing.T) string {
+	esppeerOnce.Do(func() {
+		dir, err := mkdirTemp()
+		if err != nil {
+			esppeerErr = err
+			return
+		}
+		esppeerPath = filepath.Join(dir, "esppeer")
+		out, err := exec.Command("go", "build", "-o", esppeerPath, "github.com/cygnet-ipsec/cygnet/bench/esppeer").CombinedOutput()
+		if err != nil {
+			esppeerErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	if esppeerErr != nil {
+		t.Fatal(esppeerErr)
+	}
+	return esppeerPath
+}
+
+type netnsCase struct {
+	suite   string
+	encap   bool
+	v6outer bool
+	v6inner bool
+	offload bool
+}
+
+type netnsTunnel struct {
+	left, right *testbed.Netns
+	pl, pr      *testbed.Process
+	innerL      netip.Addr
+	innerR      netip.Addr
+}
+
+func startNetnsTunnel(t *testing.T, c netnsCase) *netnsTunnel {
+	testbed.Require(t, "root", "ip", "tun", "ping")
+	bin := buildEsppeer(t)
+	left, right := testbed.NewNetns(t, "usl"), testbed.NewNetns(t, "usr")
+	testbed.Link(t, left, right,
+		[]netip.Prefix{netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("2001:db8::1/64")},
+		[]netip.Prefix{netip.MustParsePrefix("192.0.2.2/24"), netip.MustParsePrefix("2001:db8::2/64")})
+	left.AddAddr(t, "lo", netip.MustParsePrefix("10.1.0.1/32"))
+	left.AddAddr(t, "lo", netip.MustParsePrefix("fd01::1/128"))
+	right.AddAddr(t, "lo", netip.MustParsePrefix("10.2.0.1/32"))
+	right.AddAddr(t, "lo", netip.MustParsePrefix("fd02::1/128"))
+	ol, or := "192.0.2.1", "192.0.2.2"
+	if c.v6outer {
+		ol, or = "2001:db8::1", "2001:db8::2"
+	}
+	tsl, tsr := "10.1.0.0/16", "10.2.0.0/16"
+	tn := &netnsTunnel{left: left, right: right, innerL: netip.MustParseAddr("10.1.0.1"), innerR: netip.MustParseAddr("10.2.0.1")}
+	if c.v6inner {
+		tsl, tsr = "fd01::/64", "fd02::/64"
+		tn.innerL, tn.innerR = netip.MustParseAddr("fd01::1"), netip.MustParseAddr("fd02::1")
+	}
+	args := func(side, local, remote, lts, rts string) []string {
+		return []string{bin, "-side", side, "-local", local, "-remote", remote, "-local-ts", lts, "-remote-ts", rts,
+			"-suite", c.suite, fmt.Sprintf("-encap=%v", c.encap), fmt.Sprintf("-offload=%v", c.offload)}
+	}
+	tn.pl = left.Start(t, "esppeer[left]", testbed.StartOptions{}, args("a", ol, or, tsl, tsr)...)
+	tn.pr = right.Start(t, "esppeer[right]", testbed.StartOptions{}, args("b", or, ol, tsr, tsl)...)
+	tn.pl.WaitOutput(t, "ready", 10*time.Second)
+	tn.pr.WaitOutput(t, "ready", 10*time.Second)
+	return tn
+}
+
+// stop closes both data planes and checks that the device and its routes
+// are gone.
+func (tn *netnsTunnel) stop(t *testing.T) {
+	for _, p := range []*testbed.Process{tn.pl, tn.pr} {
+		if err := p.Stop(); err != nil {
+			t.Errorf("%s: %v\n%s", p.Name, err, p.Output())
+		}
+	}
+	for _, ns := range []*testbed.Netns{tn.left, tn.right} {
+		if out, err := ns.Exec("ip", "link", "show", "cygnet0"); err == nil {
+			t.Errorf("cygnet0 still there in %s: %s", ns.Name, out)
+		}
+		for _, fam := range []string{"-4", "-6"} {
+			out, _ := ns.Exec("ip", fam, "route", "show", "table", "all")
+			if strings.Contains(out, "cygnet0") {
+				t.Errorf("routes left in %s: %s", ns.Name, out)
+			}
+		}
+	}
+}
+
+func TestNetnsTunnel(t *testing.T) {
+	var cases []netnsCase
+	for _, s := range suites {
+		for _, encap := range []bool{true, false} {
+			cases = append(cases, netnsCase{suite: s.name, encap: encap})
+		}
+	}
+	cases = append(cases,
+		netnsCase{suite: "aes256gcm16", encap: true, v6outer: true, v6inner: true},
+		netnsCase{suite: "aes256gcm16", encap: false, v6outer: true, v6inner: false},
+		netnsCase{suite: "aes256gcm16", encap: true, v6outer: false, v6inner: true},
+		netnsCase{suite: "aes256gcm16", encap: true, offload: true},
+	)
+	for _, c := range cases {
+		name := fmt.Sprintf("%s/encap=%v/outer6=%v/inner6=%v/offload=%v", c.suite, c.encap, c.v6outer, c.v6inner, c.offload)
+		t.Run(name, func(t *testing.T) {
+			tn := startNetnsTunnel(t, c)
+			for _, dir := range []struct {
+				ns       *testbed.Netns
+				src, dst netip.Addr
+			}{{tn.left, tn.innerL, tn.innerR}, {tn.right, tn.innerR, tn.innerL}} {
+				sent, recv := dir.ns.Ping(t, dir.src, dir.dst, 3, 20*time.Millisecond)
+				if recv < 3 {
+					t.Fatalf("ping %v -> %v: %d of %d\nleft: %s\nright: %s", dir.src, dir.dst, recv, sent, tn.pl.Output(), tn.pr.Output())
+				}
+			}
+			if _, err := exec.LookPath("iperf3"); err == nil || testbed.Strict() {
+				bps := testbed.Iperf3(t, tn.right, tn.left, tn.innerR, 1, false)
+				t.Logf("TCP left -> right: %s", testbed.FormatBits(bps))
+				bps = testbed.Iperf3(t, tn.left, tn.right, tn.innerL, 1, false)
+				t.Logf("TCP right -> left: %s", testbed.FormatBits(bps))
+			}
+			tn.stop(t)
+		})
+	}
+}
