@@ -106,6 +106,7 @@ func (d *Daemon) Up(ctx context.Context, conn, child string) error {
 			u.finish(nil)
 			w.pruneWaiters(entry)
 			if entry.createdForUp && !entry.established && !entry.dead && len(entry.waiters) == 0 {
+				entry.deleteRequested = true
 				w.apply(entry, entry.sa.Delete(d.now()))
 			}
 		})
@@ -129,7 +130,7 @@ func (w *worker) initiate(c *config.Connection, ec *sa.Config, children []string
 		netip.AddrPortFrom(remote, uint16(c.RemotePort)))
 	out := ike.Initiate(now, children...)
 	e := w.add(ike, c.Name)
-	e.createdForUp = true
+	e.createdForUp, e.initiator = true, true
 	for _, name := range children {
 		e.pendingChildren[name] = true
 	}
@@ -234,6 +235,7 @@ func (d *Daemon) deleteWhere(ctx context.Context, match func(*ikeEntry) bool, wa
 			gone = append(gone, c)
 			mu.Unlock()
 			if e.sa.State() != sa.StateDeleting {
+				e.deleteRequested = true
 				w.apply(e, e.sa.Delete(now))
 			}
 		}

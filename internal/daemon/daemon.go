@@ -123,6 +123,7 @@ type Daemon struct {
 	dp               dataplane.Backend
 	keylog           *keylog.Writer
 	stats            *stats
+	metricsAddr      atomic.Value // string
 
 	cfgs     atomic.Pointer[configSet]
 	nextReq  atomic.Uint32
@@ -219,6 +220,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
+	d.stats.transportStats = d.tr.Stats
 	if u, ok := d.dp.(TransportUser); ok {
 		u.SetTransport(d.tr)
 	}
@@ -474,7 +476,7 @@ func (h *handler) HandleESP(batch []transport.Packet) {
 		r.HandleESP(batch)
 		return
 	}
-	d.stats.dropN(dropNoSA, len(batch))
+	d.stats.dropN(dropNoDataplane, len(batch))
 }
 
 // ESPReceiver is implemented by data planes that take UDP-encapsulated ESP

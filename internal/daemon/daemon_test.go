@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,8 +16,14 @@ import (
 	"github.com/cygnet-ipsec/cygnet/internal/config"
 	"github.com/cygnet-ipsec/cygnet/internal/control"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
 	"github.com/cygnet-ipsec/cygnet/internal/keylog"
+	"github.com/cygnet-ipsec/cygnet/internal/transport"
 )
+
+func transportPacket(local, remote string, data []byte) transport.Packet {
+	return transport.Packet{Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote), Data: data}
+}
 
 func TestEstablishStatusDown(t *testing.T) {
 	b := newBench(t, defaultBenchOptions())
@@ -320,5 +329,108 @@ func TestKeylog(t *testing.T) {
 	// Keys never reach the log.
 	if strings.Contains(b.alice.logBuf.String(), strings.Split(lines[0], ",")[5]) {
 		t.Error("an ESP key appears in the log")
+	}
+}
+
+// metricsText scrapes a daemon's metrics.
+func metricsText(t *testing.T, n *node) string {
+	t.Helper()
+	var b strings.Builder
+	if _, err := n.d.Metrics().WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func wantMetrics(t *testing.T, who string, text string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(text, "\n"+l+"\n") {
+			t.Errorf("%s: metrics lack %q:\n%s", who, l, text)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	b := newBench(t, defaultBenchOptions())
+	if err := b.alice.up("site", "net"); err != nil {
+		t.Fatal(err)
+	}
+	b.bob.waitStatus("bob established", established("site", "net"))
+	wantMetrics(t, "alice", metricsText(t, b.alice),
+		`cygnet_ike_sas{state="ESTABLISHED"} 1`,
+		`cygnet_ike_sas{state="CONNECTING"} 0`,
+		`cygnet_child_sas{state="INSTALLED"} 1`,
+		`cygnet_ike_handshakes_total{role="initiator",outcome="established"} 1`)
+	wantMetrics(t, "bob", metricsText(t, b.bob),
+		`cygnet_ike_handshakes_total{role="responder",outcome="established"} 1`)
+
+	if err := b.alice.d.Down(context.Background(), "site"); err != nil {
+		t.Fatal(err)
+	}
+	b.bob.waitStatus("bob's SAs gone", noSAs)
+	wantMetrics(t, "alice", metricsText(t, b.alice),
+		`cygnet_ike_sas{state="ESTABLISHED"} 0`,
+		`cygnet_child_sas{state="INSTALLED"} 0`,
+		`cygnet_deletes_total{sa="ike",initiator="local"} 1`)
+	wantMetrics(t, "bob", metricsText(t, b.bob),
+		`cygnet_ike_sas{state="ESTABLISHED"} 0`,
+		`cygnet_deletes_total{sa="ike",initiator="remote"} 1`,
+		`cygnet_deletes_total{sa="child",initiator="remote"} 1`)
+
+	// A failed handshake, counted on both sides with its reason.
+	o := defaultBenchOptions()
+	o.bob.proposals = "[aes128-sha256-modp2048]"
+	b2 := newBench(t, o)
+	if err := b2.alice.up("site", "net"); err == nil {
+		t.Fatal("up succeeded")
+	}
+	wantMetrics(t, "alice", metricsText(t, b2.alice),
+		`cygnet_ike_handshakes_total{role="initiator",outcome="failed"} 1`,
+		`cygnet_ike_handshake_failures_total{role="initiator",reason="no_proposal_chosen"} 1`,
+		`cygnet_ike_sas{state="CONNECTING"} 0`)
+}
+
+func TestMetricsRetransmissionsAndDrops(t *testing.T) {
+	o := defaultBenchOptions()
+	o.noBob = true
+	b := newBench(t, o)
+	if err := b.alice.up("site", "net"); err == nil {
+		t.Fatal("up to nobody succeeded")
+	}
+	// Garbage and a message for an unknown SA reach alice.
+	h := (*handler)(b.alice.d)
+	h.HandleIKE(transportPacket("192.0.2.1:500", "192.0.2.9:500", []byte("short")))
+	unknown := make([]byte, 28)
+	unknown[0] = 1                         // SPIi
+	unknown[17] = 0x20                     // version 2.0
+	unknown[18] = byte(wire.INFORMATIONAL) // exchange
+	unknown[27] = 28                       // length
+	h.HandleIKE(transportPacket("192.0.2.1:500", "192.0.2.9:500", unknown))
+	text := metricsText(t, b.alice)
+	wantMetrics(t, "alice", text,
+		`cygnet_ike_retransmissions_total{exchange="IKE_SA_INIT"} 3`,
+		`cygnet_ike_handshake_failures_total{role="initiator",reason="timeout"} 1`,
+		`cygnet_packets_dropped_total{reason="ike_malformed"} 1`)
+	if !strings.Contains(text, `cygnet_packets_dropped_total{reason="ike_unknown_spi"} `) {
+		t.Errorf("no unknown-SPI drops:\n%s", text)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	b := newBench(t, defaultBenchOptions())
+	srv, err := b.alice.d.serveMetrics("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	resp, err := http.Get("http://" + b.alice.d.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "# TYPE cygnet_ike_sas gauge") {
+		t.Errorf("GET /metrics: %s\n%s", resp.Status, body)
 	}
 }

@@ -2,118 +2,189 @@ package daemon
 
 import (
 	"errors"
+	"strings"
 	"sync"
-	"sync/atomic"
 
+	"github.com/cygnet-ipsec/cygnet/internal/control"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
+	"github.com/cygnet-ipsec/cygnet/internal/metrics"
+	"github.com/cygnet-ipsec/cygnet/internal/transport"
 )
 
-// Why the runtime dropped a received IKE datagram (the transport and the
-// data plane count their own).
+// Why the runtime dropped a received packet (label values of
+// cygnet_packets_dropped_total; the transport's own drops are added at
+// scrape time under "udp_*").
 type dropReason int
 
 const (
-	dropMalformed dropReason = iota // not a parseable IKE message
-	dropNoSA                        // for no IKE SA of ours
-	dropInboxFull                   // the owning worker was flooded
+	dropMalformed   dropReason = iota // not a parseable IKE message
+	dropNoSA                          // for no IKE SA of ours
+	dropInboxFull                     // the owning worker was flooded
+	dropNoDataplane                   // ESP, but the data plane takes none
 	numDropReasons
 )
 
 func (r dropReason) String() string {
 	switch r {
 	case dropMalformed:
-		return "malformed"
+		return "ike_malformed"
 	case dropNoSA:
-		return "unknown_spi"
+		return "ike_unknown_spi"
 	case dropInboxFull:
-		return "inbox_full"
+		return "ike_inbox_full"
+	case dropNoDataplane:
+		return "esp_no_dataplane"
 	}
 	return "other"
 }
 
-// stats are the runtime's counters, updated atomically on the workers and
-// read by the metrics endpoint. Gauges are kept as differences of counters so
-// that no worker waits for another.
+// stats records the runtime's metrics (internal/metrics.Cygnet). Every
+// update is an atomic add on a pre-resolved counter, so the workers never
+// wait for each other here.
 type stats struct {
-	ikeCreatedN, ikeEstablishedN, ikeRemovedConnecting, ikeRemovedEstablished atomic.Uint64
-	childInstalledN, childRemovedN, childFailedN                              atomic.Uint64
-	deletesN, keepalivesN, sendErrorsN, retransmitsN                          atomic.Uint64
-	drops                                                                     [numDropReasons]atomic.Uint64
+	reg *metrics.Registry
+	m   *metrics.Cygnet
 
-	mu       sync.Mutex
-	failures map[string]uint64 // handshake failures by reason
+	drops                      [numDropReasons]*metrics.Counter
+	ikeGauge                   map[sa.State]*metrics.Gauge
+	childInstalled             *metrics.Gauge
+	keepalives, sendErrors     *metrics.Counter
+	ikeDeletesLocal, ikeDelRem *metrics.Counter
+	childDelLocal, childDelRem *metrics.Counter
+	handshakeOK, handshakeFail [2]*metrics.Counter // by role: 0 initiator, 1 responder
+	transportMu                sync.Mutex
+	transportSeen              [transport.NumDropReasons]uint64
+	transportDrops             [transport.NumDropReasons]*metrics.Counter
+	transportStats             func() transport.Stats
 }
 
-func newStats() *stats { return &stats{failures: make(map[string]uint64)} }
+func newStats() *stats {
+	reg := metrics.NewRegistry()
+	m := metrics.NewCygnet(reg)
+	s := &stats{reg: reg, m: m, ikeGauge: make(map[sa.State]*metrics.Gauge)}
+	for r := range numDropReasons {
+		s.drops[r] = m.Dropped.With(r.String())
+	}
+	for _, st := range []sa.State{sa.StateConnecting, sa.StateEstablished, sa.StateRekeying, sa.StateDeleting} {
+		s.ikeGauge[st] = m.IKESAs.With(ikeState(st))
+	}
+	s.childInstalled = m.ChildSAs.With(control.ChildInstalled)
+	s.keepalives = reg.NewCounter("cygnet_nat_keepalives_sent_total", "NAT-keepalives sent (RFC 3948 4).")
+	s.sendErrors = reg.NewCounter("cygnet_ike_send_errors_total", "IKE datagrams the transport failed to send.")
+	s.ikeDeletesLocal = m.Deletes.With("ike", "local")
+	s.ikeDelRem = m.Deletes.With("ike", "remote")
+	s.childDelLocal = m.Deletes.With("child", "local")
+	s.childDelRem = m.Deletes.With("child", "remote")
+	for i, role := range []string{"initiator", "responder"} {
+		s.handshakeOK[i] = m.Handshakes.With(role, "established")
+		s.handshakeFail[i] = m.Handshakes.With(role, "failed")
+	}
+	for r := range transport.NumDropReasons {
+		s.transportDrops[r] = m.Dropped.With("udp_" + r.String())
+	}
+	return s
+}
 
-func (s *stats) drop(r dropReason)         { s.drops[r].Add(1) }
+func roleIndex(initiator bool) int {
+	if initiator {
+		return 0
+	}
+	return 1
+}
+
+func (s *stats) drop(r dropReason)         { s.drops[r].Inc() }
 func (s *stats) dropN(r dropReason, n int) { s.drops[r].Add(uint64(n)) }
-func (s *stats) ikeCreated()               { s.ikeCreatedN.Add(1) }
-func (s *stats) ikeEstablished()           { s.ikeEstablishedN.Add(1) }
-func (s *stats) ikeDeleted()               { s.deletesN.Add(1) }
-func (s *stats) childInstalled()           { s.childInstalledN.Add(1) }
-func (s *stats) childRemoved()             { s.childRemovedN.Add(1) }
-func (s *stats) childFailed()              { s.childFailedN.Add(1) }
-func (s *stats) keepalive()                { s.keepalivesN.Add(1) }
-func (s *stats) sendError()                { s.sendErrorsN.Add(1) }
-func (s *stats) retransmit(n int)          { s.retransmitsN.Add(uint64(n)) }
+func (s *stats) keepalive()                { s.keepalives.Inc() }
+func (s *stats) sendError()                { s.sendErrors.Inc() }
+func (s *stats) childInstalledInc()        { s.childInstalled.Inc() }
+func (s *stats) childRemoved()             { s.childInstalled.Dec() }
 
-func (s *stats) ikeRemoved(established bool) {
-	if established {
-		s.ikeRemovedEstablished.Add(1)
-	} else {
-		s.ikeRemovedConnecting.Add(1)
+// ikeState moves an IKE SA between the state gauges; StateDead (and a
+// state of -1, "not counted") count nowhere.
+func (s *stats) ikeStateChange(from, to sa.State) {
+	if from == to {
+		return
+	}
+	if g := s.ikeGauge[from]; g != nil {
+		g.Dec()
+	}
+	if g := s.ikeGauge[to]; g != nil {
+		g.Inc()
 	}
 }
 
-// ikeFailed counts a failed IKE SA under a reason of bounded cardinality:
-// the notify that failed it, "timeout" for a silent peer, else "other".
-func (s *stats) ikeFailed(err error) {
-	reason := "other"
+func (s *stats) handshakeEstablished(initiator bool) { s.handshakeOK[roleIndex(initiator)].Inc() }
+
+// handshakeFailed counts a failed IKE SA setup under a reason of bounded
+// cardinality: the notify that failed it (from a fixed list), "timeout" for
+// a silent peer, "peer_notify" for another notify from the peer, else
+// "other". Text from the peer never becomes a label.
+func (s *stats) handshakeFailed(initiator bool, err error) {
+	s.handshakeFail[roleIndex(initiator)].Inc()
+	s.m.HandshakeFailures.With([]string{"initiator", "responder"}[roleIndex(initiator)], failureReason(err)).Inc()
+}
+
+func failureReason(err error) string {
 	var ne *sa.NotifyError
 	switch {
-	case errors.As(err, &ne):
-		reason = ne.Type.String()
 	case errors.Is(err, sa.ErrNoAnswer):
-		reason = "timeout"
+		return "timeout"
+	case errors.As(err, &ne):
+		switch ne.Type {
+		case wire.NO_PROPOSAL_CHOSEN, wire.AUTHENTICATION_FAILED, wire.TS_UNACCEPTABLE,
+			wire.INVALID_KE_PAYLOAD, wire.INVALID_SYNTAX, wire.SINGLE_PAIR_REQUIRED,
+			wire.UNSUPPORTED_CRITICAL_PAYLOAD, wire.INVALID_MAJOR_VERSION,
+			wire.NO_ADDITIONAL_SAS, wire.TEMPORARY_FAILURE, wire.INTERNAL_ADDRESS_FAILURE,
+			wire.FAILED_CP_REQUIRED:
+			return strings.ToLower(ne.Type.String())
+		}
+		if ne.Remote {
+			return "peer_notify"
+		}
 	}
-	s.mu.Lock()
-	s.failures[reason]++
-	s.mu.Unlock()
+	return "other"
 }
 
-// snapshot is a consistent-enough reading for the metrics endpoint.
-type statsSnapshot struct {
-	ikeConnecting, ikeEstablished, childInstalled int64
-	handshakesOK                                  uint64
-	failures                                      map[string]uint64
-	childFailed, deletes, keepalives              uint64
-	sendErrors, retransmits                       uint64
-	drops                                         map[string]uint64
+// retransmitted counts a retransmitted request of exchange x.
+func (s *stats) retransmitted(x wire.ExchangeType) {
+	name := "other"
+	switch x {
+	case wire.IKE_SA_INIT, wire.IKE_AUTH, wire.CREATE_CHILD_SA, wire.INFORMATIONAL:
+		name = x.String()
+	}
+	s.m.Retransmissions.With(name).Inc()
 }
 
-func (s *stats) snapshot() statsSnapshot {
-	est := s.ikeEstablishedN.Load()
-	snap := statsSnapshot{
-		ikeConnecting:  int64(s.ikeCreatedN.Load()) - int64(est) - int64(s.ikeRemovedConnecting.Load()),
-		ikeEstablished: int64(est) - int64(s.ikeRemovedEstablished.Load()),
-		childInstalled: int64(s.childInstalledN.Load()) - int64(s.childRemovedN.Load()),
-		handshakesOK:   est,
-		childFailed:    s.childFailedN.Load(),
-		deletes:        s.deletesN.Load(),
-		keepalives:     s.keepalivesN.Load(),
-		sendErrors:     s.sendErrorsN.Load(),
-		retransmits:    s.retransmitsN.Load(),
-		failures:       make(map[string]uint64),
-		drops:          make(map[string]uint64),
+func (s *stats) ikeDeleted(local bool) {
+	if local {
+		s.ikeDeletesLocal.Inc()
+	} else {
+		s.ikeDelRem.Inc()
 	}
-	s.mu.Lock()
-	for k, v := range s.failures {
-		snap.failures[k] = v
+}
+
+func (s *stats) childDeleted(local bool) {
+	if local {
+		s.childDelLocal.Inc()
+	} else {
+		s.childDelRem.Inc()
 	}
-	s.mu.Unlock()
-	for r := range numDropReasons {
-		snap.drops[r.String()] = s.drops[r].Load()
+}
+
+// syncTransport adds the transport's drops since the last call; the metrics
+// endpoint calls it before every scrape.
+func (s *stats) syncTransport() {
+	if s.transportStats == nil {
+		return
 	}
-	return snap
+	st := s.transportStats()
+	s.transportMu.Lock()
+	defer s.transportMu.Unlock()
+	for r := range transport.NumDropReasons {
+		if n := st.Drops[r]; n > s.transportSeen[r] {
+			s.transportDrops[r].Add(n - s.transportSeen[r])
+			s.transportSeen[r] = n
+		}
+	}
 }

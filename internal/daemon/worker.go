@@ -72,10 +72,15 @@ type ikeEntry struct {
 	// creating a duplicate.
 	pendingChildren map[string]bool
 
-	waiters     []*upWaiter
-	goneWaiters []chan struct{}
-	dead        bool // failed or deleted (StateDead): only lingering
-	deleted     bool // Done; removed from the worker
+	waiters         []*upWaiter
+	goneWaiters     []chan struct{}
+	initiator       bool // we initiated it (handshake metrics by role)
+	deleteRequested bool // we asked for the delete (metrics: who deleted)
+	gaugeState      sa.State
+	gaugeCounted    bool
+
+	dead    bool // failed or deleted (StateDead): only lingering
+	deleted bool // Done; removed from the worker
 }
 
 func newWorker(d *Daemon, id, inbox int) *worker {
@@ -195,17 +200,15 @@ func (w *worker) runTimers() {
 // countRetransmits counts the datagrams of a timer step that repeat what
 // was sent last: retransmissions (RFC 7296 2.1 resends the same bytes).
 func (w *worker) countRetransmits(e *ikeEntry, pkts []sa.Packet) {
-	n := 0
 	for _, p := range pkts {
 		for _, q := range e.lastPkts {
 			if bytes.Equal(p.Data, q) {
-				n++
+				if h, ok := peekHeader(p.Data); ok {
+					w.d.stats.retransmitted(h.Exchange)
+				}
 				break
 			}
 		}
-	}
-	if n > 0 {
-		w.d.stats.retransmit(n)
 	}
 }
 
@@ -267,7 +270,7 @@ func (w *worker) add(ike *sa.IKESA, conn string) *ikeEntry {
 	e.timer = timerItem{index: -1, owner: e}
 	w.sas[e.spi] = e
 	w.setConn(e, conn)
-	w.d.stats.ikeCreated()
+	w.trackState(e)
 	return e
 }
 
@@ -313,7 +316,22 @@ func (w *worker) died(e *ikeEntry) {
 			delete(w.byConn, e.conn)
 		}
 	}
-	w.d.stats.ikeRemoved(e.established)
+	w.trackState(e)
+}
+
+// trackState keeps the IKE SA state gauges in step with e.
+func (w *worker) trackState(e *ikeEntry) {
+	st := e.sa.State()
+	if e.dead {
+		st = sa.StateDead
+	}
+	if !e.gaugeCounted {
+		e.gaugeCounted, e.gaugeState = true, st
+		w.d.stats.ikeStateChange(sa.StateDead, st)
+		return
+	}
+	w.d.stats.ikeStateChange(e.gaugeState, st)
+	e.gaugeState = st
 }
 
 // remove forgets a finished IKE SA (Done), after died if it had not run.
@@ -416,7 +434,6 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 			}
 			delete(e.pendingChildren, ev.Name)
 			d.log.Warn("CHILD_SA failed", "conn", e.conn, "child", ev.Name, "reason", errText(ev.Err))
-			d.stats.childFailed()
 			for _, u := range e.waiters {
 				u.childFailed(ev.Name, ev.Err)
 			}
@@ -424,7 +441,7 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 			w.failed(e, ev.Err)
 		case sa.Deleted:
 			d.log.Info("IKE SA deleted", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", ev.Reason)
-			d.stats.ikeDeleted()
+			d.stats.ikeDeleted(e.deleteRequested)
 			for _, u := range e.waiters {
 				u.finish(fmt.Errorf("daemon: IKE SA deleted: %s", ev.Reason))
 			}
@@ -452,6 +469,7 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 		w.remove(e, nil)
 		return
 	}
+	w.trackState(e)
 	w.keepaliveSchedule(e)
 }
 
@@ -474,7 +492,7 @@ func (w *worker) established(e *ikeEntry, ev sa.Established) {
 	if err := d.keylog.IKE(ev.KeyLog); err != nil {
 		d.log.Warn("key log", "err", err.Error())
 	}
-	d.stats.ikeEstablished()
+	d.stats.handshakeEstablished(e.initiator)
 	d.log.Info("IKE SA established", "conn", s.Connection, "initiator", s.Initiator,
 		"spi_i", fmt.Sprintf("%016x", s.SPIi), "spi_r", fmt.Sprintf("%016x", s.SPIr),
 		"local", s.Local.String(), "peer", s.Remote.String(),
@@ -513,7 +531,7 @@ func (w *worker) childUp(e *ikeEntry, ev sa.ChildUp, now time.Time) (sa.Output, 
 			d.log.Warn("key log", "err", err.Error())
 		}
 	}
-	d.stats.childInstalled()
+	d.stats.childInstalledInc()
 	d.log.Info("CHILD_SA installed", "conn", e.conn, "child", c.Name,
 		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI),
 		"mode", c.Mode.String(), "encap", c.Encap, "proposal", c.Suite.String(),
@@ -528,6 +546,7 @@ func (w *worker) childDown(e *ikeEntry, ev sa.ChildDown) {
 	c := ev.Child
 	if _, ok := e.children[c.InSPI]; ok {
 		w.removeChild(e, c.InSPI)
+		w.d.stats.childDeleted(e.deleteRequested)
 	}
 	w.d.log.Info("CHILD_SA removed", "conn", e.conn, "child", c.Name,
 		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI), "reason", ev.Reason)
@@ -535,7 +554,9 @@ func (w *worker) childDown(e *ikeEntry, ev sa.ChildDown) {
 
 func (w *worker) failed(e *ikeEntry, err error) {
 	d := w.d
-	d.stats.ikeFailed(err)
+	if !e.established {
+		d.stats.handshakeFailed(e.initiator, err)
+	}
 	d.log.Warn("IKE SA failed", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", errText(err))
 	for _, u := range e.waiters {
 		u.finish(err)
