@@ -146,7 +146,8 @@ func (sa *IKESA) newIKESPI() uint64 {
 func (sa *IKESA) setLogger() {
 	base := sa.env.Log
 	if base == nil {
-		base = discardLogger
+		sa.log = discardLogger
+		return
 	}
 	name := ""
 	if sa.cfg != nil {
