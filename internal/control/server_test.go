@@ -460,3 +460,51 @@ func TestDialErrors(t *testing.T) {
 		t.Errorf("EACCES reason = %q", de.Reason())
 	}
 }
+
+// The client rejects replies that do not follow the protocol.
+func TestClientBadReplies(t *testing.T) {
+	for _, tc := range []struct {
+		reply string // "" closes the connection without a reply
+		want  string
+	}{
+		{"", "control: the daemon closed the connection"},
+		{`{"version":1}` + "\n", "control: malformed response: neither ok nor an error"},
+		{`{"version":1,"ok":true}` + "\n", "control: malformed response: no status object"},
+		{`{"version":1,"ok":true,"status":[]}` + "\n", "control: malformed response: no status object"},
+		{`{"version":1,"ok":true,"status":{"ike_sas":{}}}` + "\n", "control: malformed status: "},
+		{"garbage\n", "control: invalid character 'g' looking for beginning of value"},
+	} {
+		path := filepath.Join(t.TempDir(), "s")
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			bufio.NewReader(c).ReadString('\n')
+			io.WriteString(c, tc.reply)
+			c.Close()
+		}()
+		c, err := Dial(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Status(context.Background())
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("reply %q: err = %v, want %q", tc.reply, err, tc.want)
+		}
+		if tc.reply == "" || tc.reply == "garbage\n" {
+			if err := c.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "broken") {
+				t.Errorf("reply %q: next request: %v", tc.reply, err)
+			}
+		}
+		c.Close()
+		if err := c.Reload(context.Background()); err == nil {
+			t.Error("request on a closed client succeeded")
+		}
+		ln.Close()
+	}
+}
