@@ -114,7 +114,7 @@ func contractStatus() *Status {
 
 // gate lets a test hold a Backend call until it says so.
 type gate struct {
-	started chan struct{} // closed... or sent on when the call begins
+	started chan struct{} // receives a value when a call begins
 	release chan error    // the call returns what is sent here
 }
 
