@@ -185,6 +185,7 @@ type pair struct {
 	i, r    side
 	rawSent [][]byte // every datagram the initiator sent, for inspection
 	rawResp [][]byte // every datagram the responder side sent
+	trace   []Packet // every datagram in the order sent
 	// The protectors of both sides, kept after the SAs drop them.
 	iprot, rprot *keys.Protector
 	// nat, if set, rewrites the initiator's source address on the way to
@@ -219,6 +220,7 @@ func (p *pair) fromInitiator(out Output) {
 	p.i.apply(out)
 	for _, pk := range out.Packets {
 		p.rawSent = append(p.rawSent, pk.Data)
+		p.trace = append(p.trace, pk)
 	}
 	p.link.send(true, out.Packets)
 }
@@ -230,6 +232,7 @@ func (p *pair) fromResponder(out Output) {
 	p.r.apply(out)
 	for _, pk := range out.Packets {
 		p.rawResp = append(p.rawResp, pk.Data)
+		p.trace = append(p.trace, pk)
 	}
 	p.link.send(false, out.Packets)
 }
