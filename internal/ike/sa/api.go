@@ -150,8 +150,8 @@ type Config struct {
 
 	Retransmit Retransmit
 	// HalfOpenTimeout is how long a responder waits for IKE_AUTH after
-	// IKE_SA_INIT (default 30s), and an initiator for the whole handshake
-	// beyond what retransmission already bounds.
+	// IKE_SA_INIT (default 30s). The initiator's handshake is bounded by
+	// the retransmission schedule.
 	HalfOpenTimeout time.Duration
 	// RekeyTime and ReauthTime are the IKE SA's rekey and reauthentication
 	// intervals (not acted on yet: IKE SA rekeying comes later).
