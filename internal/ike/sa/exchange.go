@@ -279,6 +279,12 @@ func (sa *IKESA) handleResponse(now time.Time, m *wire.Message, local, remote ne
 		sa.nextID++ // before process: a task may start another exchange
 	}
 	retry, err := r.task.process(sa, now, m, payloads, out)
+	if errors.Is(err, errStale) {
+		// A duplicate of an IKE_SA_INIT answer that made us retry with
+		// the same message ID: keep waiting for the real one.
+		sa.active = r
+		return
+	}
 	if r.exchange == wire.IKE_SA_INIT && !retry {
 		// IKE_SA_INIT is retried with message ID 0 (RFC 7296 2.6).
 		sa.nextID = 1
@@ -293,6 +299,10 @@ func (sa *IKESA) handleResponse(now time.Time, m *wire.Message, local, remote ne
 
 // errDrop marks a message dropped without an answer.
 var errDrop = errors.New("dropped")
+
+// errStale is a task's verdict on a response that answers an earlier
+// transmission with the same message ID (IKE_SA_INIT retries keep ID 0).
+var errStale = errors.New("stale response")
 
 // open decrypts the SK payload of m, or collects its SKF fragment (RFC
 // 7383 2.6) in frags; complete is false while fragments are missing.

@@ -1,6 +1,7 @@
 package sa
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -80,6 +81,9 @@ func (t *ikeInitTask) process(sa *IKESA, now time.Time, m *wire.Message, payload
 	for _, n := range s.notifies {
 		switch n.NotifyType {
 		case wire.COOKIE:
+			if t.cookie != nil && bytes.Equal(n.Data, t.cookie) {
+				return false, errStale // a duplicate of the answer we acted on
+			}
 			if t.cookieTries >= maxCookieRetries {
 				return false, remoteNotify(n, "peer still demands a COOKIE after %d retries", t.cookieTries)
 			}
@@ -96,6 +100,8 @@ func (t *ikeInitTask) process(sa *IKESA, now time.Time, m *wire.Message, payload
 			}
 			g := wire.KEID(binary.BigEndian.Uint16(n.Data))
 			switch {
+			case t.keRetried && g == t.group:
+				return false, errStale // a duplicate of the answer we acted on
 			case t.keRetried:
 				return false, remoteNotify(n, "peer rejected key exchange %s too, requesting %s", keName(t.group), keName(g))
 			case g == t.group || !offersKE(cfg.IKEProposals, g) || algs.LookupKE(g) == nil:

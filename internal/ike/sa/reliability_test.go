@@ -187,3 +187,37 @@ func TestClassicAuthMethods(t *testing.T) {
 		}
 	}
 }
+
+// Duplicated COOKIE and INVALID_KE_PAYLOAD answers (IKE_SA_INIT keeps
+// message ID 0 across retries) must not derail the initiator.
+func TestDuplicateInitAnswers(t *testing.T) {
+	ini, resp := baseConfigs(t, "aes256gcm16-prfsha256-x25519-ecp256")
+	resp.IKEProposals = mustProposals(t, wire.ProtoIKE, "aes256gcm16-prfsha256-ecp256")
+	p := newPair(t, 307, ini, resp, ResponderOptions{CookieThreshold: -1})
+	var answers [][]byte
+	p.tamper = func(toResponder bool, b []byte) []byte {
+		m, _ := wire.Parse(b)
+		if !toResponder && m.Exchange == wire.IKE_SA_INIT && m.SPIr == 0 {
+			answers = append(answers, b)
+		}
+		return b
+	}
+	p.fromInitiator(p.ini.Initiate(p.now))
+	for p.rsa == nil {
+		f, ok := p.link.next()
+		if !ok {
+			t.Fatal("stalled")
+		}
+		p.deliver(f)
+		// Replay every stateless answer seen so far to the initiator.
+		for _, a := range answers {
+			m, _ := wire.Parse(a)
+			p.fromInitiator(p.ini.Handle(p.now, m, addrI, addrR))
+		}
+	}
+	p.handshake()
+	p.requireUp(1)
+	if len(answers) != 2 {
+		t.Errorf("%d stateless answers (COOKIE, INVALID_KE_PAYLOAD expected)", len(answers))
+	}
+}
