@@ -156,3 +156,13 @@ func (sa *IKESA) answerInformational(now time.Time, payloads []wire.Payload, out
 	}
 	return resp, nil
 }
+
+// Heard tells the SA that authentic traffic from the peer arrived outside
+// IKE, such as inbound ESP on one of its CHILD_SAs: the next liveness check
+// is postponed (RFC 7296 2.4: a check is due only when nothing has been
+// heard from the peer).
+func (sa *IKESA) Heard(now time.Time) {
+	if now.After(sa.lastHeard) {
+		sa.lastHeard = now
+	}
+}
