@@ -378,3 +378,15 @@ func TestLiveness(t *testing.T) {
 		t.Error("children not down")
 	}
 }
+
+// CreateChild before Initiate waits for the handshake.
+func TestCreateChildBeforeInitiate(t *testing.T) {
+	ini, resp := baseConfigs(t, "aes256gcm16-prfsha256-x25519")
+	p := newPair(t, 140, ini, resp, ResponderOptions{})
+	if out := p.ini.CreateChild(p.now, "net"); len(out.Packets) != 0 || len(out.Events) != 0 {
+		t.Fatalf("%+v", out)
+	}
+	p.handshake()
+	p.settle()
+	p.requireUp(2)
+}

@@ -194,7 +194,8 @@ func (sa *IKESA) Initiate(now time.Time, children ...string) Output {
 	if len(cfgs) > 0 {
 		first = cfgs[0]
 	}
-	sa.queue = append(sa.queue, &ikeInitTask{}, &ikeAuthTask{childCfg: first})
+	// The handshake goes first, before anything CreateChild queued earlier.
+	sa.queue = append([]task{&ikeInitTask{}, &ikeAuthTask{childCfg: first}}, sa.queue...)
 	for _, c := range cfgs[min(1, len(cfgs)):] {
 		sa.queue = append(sa.queue, &createChildTask{cfg: c})
 	}

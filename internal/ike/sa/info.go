@@ -129,7 +129,7 @@ func (sa *IKESA) answerInformational(now time.Time, payloads []wire.Payload, out
 			// RFC 7296 1.4.1: answer with an empty INFORMATIONAL; the IKE
 			// SA and its CHILD_SAs are gone.
 			return []wire.Payload{}, func() { sa.die(now, out, nil, "deleted by peer", true) }
-		case wire.ProtoESP, wire.ProtoAH:
+		case wire.ProtoESP:
 			ours := &wire.Delete{Protocol: d.Protocol}
 			for _, b := range d.SPIs {
 				if len(b) != 4 {

@@ -23,7 +23,7 @@ func (sa *IKESA) Snapshot() Snapshot {
 	if sa.authenticated {
 		s.RemoteID = sa.remoteID.String()
 	}
-	if sa.prot != nil || sa.state == StateDead && sa.suite.Encr.ID != 0 {
+	if sa.prf != nil {
 		s.Proposal = sa.suite.String()
 	}
 	for _, c := range sa.children {
