@@ -196,6 +196,11 @@ type pair struct {
 }
 
 func newPair(t testing.TB, seed uint64, ini, resp *Config, opts ResponderOptions) *pair {
+	return newPairAt(t, seed, ini, resp, opts, addrI, addrR)
+}
+
+// newPairAt is newPair with the initiator at ai and the responder at ar.
+func newPairAt(t testing.TB, seed uint64, ini, resp *Config, opts ResponderOptions, ai, ar netip.AddrPort) *pair {
 	p := &pair{
 		t:    t,
 		now:  t0,
@@ -203,7 +208,7 @@ func newPair(t testing.TB, seed uint64, ini, resp *Config, opts ResponderOptions
 		i:    side{children: map[uint32]*ChildSA{}},
 		r:    side{children: map[uint32]*ChildSA{}},
 	}
-	p.ini = NewInitiator(testEnv(t, seed), ini, addrI, addrR)
+	p.ini = NewInitiator(testEnv(t, seed), ini, ai, ar)
 	p.resp = NewResponder(testEnv(t, seed+1000), &selector{cfgs: []*Config{resp}}, opts)
 	return p
 }

@@ -362,3 +362,26 @@ func TestFragmentRetransmission(t *testing.T) {
 	p.handshake()
 	p.requireUp(1)
 }
+
+func TestHandshakeIPv6(t *testing.T) {
+	pk := getPKI()
+	ini, resp := baseConfigs(t, "aes256gcm16-prfsha256-x25519")
+	usePubKey(ini, leaf(t, keyBigRSA, "a.example", time.Time{}), pk.root.cert)
+	usePubKey(resp, leaf(t, keyBigRSA, "b.example", time.Time{}), pk.root.cert)
+	ini.Children[0].LocalTS, ini.Children[0].RemoteTS = []TrafficSelector{DynamicTS()}, []TrafficSelector{PrefixTS(netipPrefix("2001:db8:2::/48"))}
+	resp.Children[0].LocalTS, resp.Children[0].RemoteTS = []TrafficSelector{PrefixTS(netipPrefix("2001:db8::/32"))}, []TrafficSelector{DynamicTS()}
+	ai, ar := netip.MustParseAddrPort("[2001:db8:1::1]:500"), netip.MustParseAddrPort("[2001:db8:ffff::2]:500")
+	p := newPairAt(t, 150, ini, resp, ResponderOptions{}, ai, ar)
+	p.handshake()
+	p.requireUp(1)
+	for _, c := range p.i.children {
+		if l, r := tsListString(c.LocalTS), tsListString(c.RemoteTS); l != "2001:db8:1::1/128" || r != "2001:db8:2::/48" {
+			t.Errorf("TS %s === %s", l, r)
+		}
+	}
+	for _, d := range append(p.rawSent, p.rawResp...) {
+		if len(d)+48 > 1280 {
+			t.Errorf("datagram of %d octets exceeds 1280 with IPv6 and UDP headers", len(d))
+		}
+	}
+}
