@@ -36,6 +36,7 @@ type peerConf struct {
 	socket                         string
 	localTS, remoteTS              string
 	moreLocalTS, moreRemoteTS      string
+	encap                          bool
 }
 
 func (p peerConf) yaml() string {
@@ -69,12 +70,14 @@ func (p peerConf) yaml() string {
 secrets:
   - ids: [%[1]s.example, %[3]s.example, %[1]s2.example, %[3]s2.example]
     psk: %[5]q
+  - psk: %[5]q # for the generated identities of some tests
 connections:
   site:
     local_addrs: [%[2]s]
     remote_addrs: [%[4]s]
     proposals: %[6]s
     dpd_delay: 0s
+    encap: %[16]v
     local: {auth: psk, id: %[1]s.example}
     remote: {auth: psk, id: %[3]s.example}
     children:
@@ -87,7 +90,7 @@ connections:
         local_ts: %[14]s
         remote_ts: %[15]s
         esp_proposals: %[7]s
-%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS)
+%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS, p.encap)
 }
 
 func parseConf(t testing.TB, dir, text string) *config.Config {
