@@ -134,6 +134,8 @@ type Daemon struct {
 	ctx     context.Context // Run's; canceled at shutdown
 	stop    context.CancelFunc
 	running atomic.Bool
+	bgMu    sync.Mutex
+	closing bool           // set under bgMu once Run stops: no new bg work
 	bg      sync.WaitGroup // start_action initiations and the like
 }
 
@@ -289,7 +291,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, w := range d.workers {
 		wg.Go(func() { w.run(wctx) })
 	}
+	d.bgMu.Lock()
 	d.ctx, d.stop = context.WithCancel(ctx)
+	d.bgMu.Unlock()
 	defer d.stop()
 
 	cfg := d.Config()
@@ -316,6 +320,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if ctl != nil {
 		ctl.Close()
 	}
+	d.bgMu.Lock()
+	d.closing = true
+	d.bgMu.Unlock()
 	d.bg.Wait()
 	d.shutdownSAs()
 	if metricsSrv != nil {
@@ -377,6 +384,11 @@ func (d *Daemon) startConnections(cs *configSet, only func(name string) bool) {
 // asks, retrying up to the connection's keyingtries (0: until it works or
 // the daemon stops).
 func (d *Daemon) startChild(c *config.Connection, child string) {
+	d.bgMu.Lock()
+	defer d.bgMu.Unlock()
+	if d.closing || d.ctx == nil {
+		return // not running (yet, or any more)
+	}
 	d.bg.Go(func() {
 		for attempt := 1; ; attempt++ {
 			err := d.Up(d.ctx, c.Name, child)
