@@ -140,7 +140,7 @@ func demo(ctx context.Context, out io.Writer, logw io.Writer) (err error) {
 		p("    %-15s %s", kw, describeKeyword(kw))
 	}
 	if ke := init.ke(); ke != nil {
-		p("  Diffie-Hellman: each side sent a fresh %d-byte public value (KE) and a random nonce (No).", len(ke.Data))
+		p("  Diffie-Hellman: each side sent a fresh %d-byte public value (KE) and a random nonce (Nonce).", len(ke.Data))
 	}
 	p("  From the shared secret and the nonces both computed SKEYSEED and the IKE SA's keys;")
 	p("  the keys themselves never crossed the wire. The IKE SA is named by its two SPIs:")
@@ -149,9 +149,10 @@ func demo(ctx context.Context, out io.Writer, logw io.Writer) (err error) {
 
 	p("Phase 1b: IKE_AUTH, encrypted and authenticated with the IKE SA's keys (the SK payload)")
 	authMsgs.print(out)
-	p("  Each side proved its identity by signing the IKE_SA_INIT messages with the private key")
-	p("  of its certificate (ECDSA P-256, RFC 7427) and checked the other's signature and")
-	p("  certificate against the CA: alice is %s, bob is %s.", ike.LocalID, ike.RemoteID)
+	p("  Each side proved its identity with a signature, made with the private key of its")
+	p("  certificate (ECDSA P-256, RFC 7427), over its IKE_SA_INIT message, the other's nonce")
+	p("  and its identity (RFC 7296 2.15), and checked the other's signature and certificate")
+	p("  against the CA: alice is %s, bob is %s.", ike.LocalID, ike.RemoteID)
 	p("  Signatures made: alice %d, bob %d.", alice.signer.n.Load(), bob.signer.n.Load())
 	total := authMsgs.bytes()
 	for _, id := range []string{aliceID, bobID} {
