@@ -50,6 +50,7 @@ type Linux struct {
 
 	// Write side.
 	wsrc   []byte
+	gro    *coalescer
 	werr   error
 	writeF func(fd uintptr) bool
 
@@ -101,6 +102,7 @@ func OpenLinux(cfg LinuxConfig) (*Linux, error) {
 	t.writeF = t.writeFd
 	if cfg.Offload {
 		t.rbuf = make([]byte, VirtioNetHdrLen+65535)
+		t.gro = newCoalescer()
 	}
 	if t.rc, err = t.f.SyscallConn(); err != nil {
 		t.f.Close()
@@ -217,38 +219,73 @@ func (t *Linux) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	return k, nil
 }
 
-// Write implements Device. With Offload each packet goes behind a zero
-// virtio-net header (GSO_NONE) in its headroom.
+// Write implements Device. With Offload, runs of in-order segments of one
+// TCP flow are coalesced into super-packets (see gro.go); every other
+// packet goes behind a zero virtio-net header (GSO_NONE) in its headroom.
 func (t *Linux) Write(bufs [][]byte, offset int) (int, error) {
+	if t.offload && offset < VirtioNetHdrLen {
+		return 0, fmt.Errorf("%w: offload needs %d bytes of headroom", ErrTooSmall, VirtioNetHdrLen)
+	}
 	for i, b := range bufs {
 		if len(b) <= offset {
 			continue
 		}
 		pkt := b[offset:]
-		if t.offload {
-			if offset < VirtioNetHdrLen {
-				return i, fmt.Errorf("%w: offload needs %d bytes of headroom", ErrTooSmall, VirtioNetHdrLen)
+		if !t.offload {
+			if err := t.write(pkt); err != nil {
+				return i, err
 			}
-			pkt = b[offset-VirtioNetHdrLen:]
-			clear(pkt[:VirtioNetHdrLen])
+			continue
 		}
-		t.wsrc = pkt
-		t.werr = nil
-		if err := t.rc.Write(t.writeF); err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return i, ErrClosed
+		if s, ok := parseTCPSeg(pkt); ok {
+			if t.gro.tryAppend(pkt, s) {
+				continue
 			}
-			return i, fmt.Errorf("tun: write: %w", err)
+			if t.gro.count > 0 {
+				if err := t.write(t.gro.finish()); err != nil {
+					return i, err
+				}
+			}
+			t.gro.start(pkt, s)
+			continue
 		}
-		if t.werr != nil {
-			if t.closed.Load() {
-				return i, ErrClosed
+		if t.gro.count > 0 {
+			if err := t.write(t.gro.finish()); err != nil {
+				return i, err
 			}
-			// EINVAL and friends: the kernel refused this packet.
-			t.dropped.Add(1)
+		}
+		pkt = b[offset-VirtioNetHdrLen:]
+		clear(pkt[:VirtioNetHdrLen])
+		if err := t.write(pkt); err != nil {
+			return i, err
+		}
+	}
+	if t.offload && t.gro.count > 0 {
+		if err := t.write(t.gro.finish()); err != nil {
+			return len(bufs), err
 		}
 	}
 	return len(bufs), nil
+}
+
+// write writes one packet (with its virtio-net header, with Offload).
+func (t *Linux) write(pkt []byte) error {
+	t.wsrc = pkt
+	t.werr = nil
+	if err := t.rc.Write(t.writeF); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return ErrClosed
+		}
+		return fmt.Errorf("tun: write: %w", err)
+	}
+	if t.werr != nil {
+		if t.closed.Load() {
+			return ErrClosed
+		}
+		// EINVAL and friends: the kernel refused this packet.
+		t.dropped.Add(1)
+	}
+	return nil
 }
 
 // Dropped counts packets the device dropped: malformed super-packets read,

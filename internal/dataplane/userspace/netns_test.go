@@ -120,6 +120,7 @@ func TestNetnsTunnel(t *testing.T) {
 		netnsCase{suite: "aes256gcm16", encap: false, v6outer: true, v6inner: false},
 		netnsCase{suite: "aes256gcm16", encap: true, v6outer: false, v6inner: true},
 		netnsCase{suite: "aes256gcm16", encap: true, offload: true},
+		netnsCase{suite: "chacha20poly1305", encap: false, v6outer: true, v6inner: true, offload: true},
 	)
 	for _, c := range cases {
 		name := fmt.Sprintf("%s/encap=%v/outer6=%v/inner6=%v/offload=%v", c.suite, c.encap, c.v6outer, c.v6inner, c.offload)
