@@ -129,6 +129,8 @@ type benchOptions struct {
 	retransmit sa.Retransmit
 	faults     memnet.Faults
 	noBob      bool // alice's peer does not exist
+	// aliceDP, if set, wraps alice's data plane.
+	aliceDP func(*dataplane.None) dataplane.Backend
 }
 
 func defaultBenchOptions() benchOptions {
@@ -144,26 +146,30 @@ func defaultBenchOptions() benchOptions {
 func newBench(t testing.TB, o benchOptions) *bench {
 	t.Helper()
 	b := &bench{t: t, net: memnet.New(memnet.Config{Seed: 1, Faults: o.faults})}
-	b.alice = b.start(o.alice, o.retransmit)
+	b.alice = b.start(o.alice, o.retransmit, o.aliceDP)
 	if !o.noBob {
-		b.bob = b.start(o.bob, o.retransmit)
+		b.bob = b.start(o.bob, o.retransmit, nil)
 	}
 	return b
 }
 
-func (b *bench) start(p peerConf, rt sa.Retransmit) *node {
+func (b *bench) start(p peerConf, rt sa.Retransmit, wrap func(*dataplane.None) dataplane.Backend) *node {
 	t := b.t
 	t.Helper()
 	dir := t.TempDir()
 	cfg := parseConf(t, dir, p.yaml())
 	n := &node{t: t, name: p.name, dir: dir, logBuf: new(syncBuffer)}
 	n.dp = dataplane.NewNone(nil, nil)
+	var dp dataplane.Backend = n.dp
+	if wrap != nil {
+		dp = wrap(n.dp)
+	}
 	log := slog.New(slog.NewTextHandler(n.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := New(cfg, Options{
 		Listen: func(c transport.Config, h transport.Handler) (transport.Endpoint, error) {
 			return b.net.Listen(c, h)
 		},
-		Dataplane:  n.dp,
+		Dataplane:  dp,
 		Logger:     log,
 		Workers:    3,
 		NoControl:  p.socket == "",

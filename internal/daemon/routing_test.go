@@ -1,0 +1,92 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cygnet-ipsec/cygnet/internal/control"
+	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
+	"github.com/cygnet-ipsec/cygnet/internal/transport"
+)
+
+// TestRetransmittedInitGoesToHalfOpenSA: a second copy of an IKE_SA_INIT
+// request reaches the half-open SA it created (RFC 7296 2.1: the responder
+// answers a retransmission with the same response), not the Responder
+// (which would create a second SA).
+func TestRetransmittedInitGoesToHalfOpenSA(t *testing.T) {
+	b := newBench(t, defaultBenchOptions())
+	init := captureFirst(t, b) // alice's request, captured at bob's address; bob stopped
+	// A fresh bob, and a fake alice at alice's address to see the answers.
+	o := defaultBenchOptions()
+	b2 := newBench(t, benchOptions{alice: o.bob, retransmit: o.retransmit, noBob: true})
+	bob := b2.alice // the first node of b2 runs bob's configuration
+	rec := &recorder{ch: make(chan []byte, 16)}
+	fake, err := b2.net.Listen(transport.Config{Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Port: 500, NATPort: 4500}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	send := func() []byte {
+		t.Helper()
+		if err := fake.SendIKE(transport.Packet{Local: netip.MustParseAddrPort("192.0.2.1:500"), Remote: netip.MustParseAddrPort("192.0.2.2:500"), Data: init}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case resp := <-rec.ch:
+			return resp
+		case <-time.After(10 * time.Second):
+			t.Fatal("no IKE_SA_INIT response")
+			return nil
+		}
+	}
+	first, second := send(), send()
+	if !bytes.Equal(first, second) {
+		t.Error("the retransmission got a different response")
+	}
+	h, _ := wire.ParseHeader(first)
+	if !h.IsResponse() || h.Exchange != wire.IKE_SA_INIT || h.SPIr == 0 {
+		t.Fatalf("response header %+v", h)
+	}
+	st := bob.status()
+	if len(st.IKESAs) != 1 || st.IKESAs[0].State != control.IKEConnecting {
+		t.Errorf("bob's SAs after a retransmitted IKE_SA_INIT: %+v", st)
+	}
+}
+
+// failingDataplane refuses every Install.
+type failingDataplane struct{ *dataplane.None }
+
+func (f failingDataplane) Install(*dataplane.SA, uint32) error {
+	return errors.New("dataplane: no room in the SAD (test)")
+}
+
+// TestDataplaneRefuses: when the data plane refuses a CHILD_SA, the engine
+// hears of it and deletes it with the peer; `up` fails saying why, and the
+// IKE SA stays.
+func TestDataplaneRefuses(t *testing.T) {
+	o := defaultBenchOptions()
+	o.aliceDP = func(n *dataplane.None) dataplane.Backend { return failingDataplane{n} }
+	b := newBench(t, o)
+	err := b.alice.up("site", "net")
+	if err == nil || !strings.Contains(err.Error(), "no room in the SAD") {
+		t.Fatalf("up: %v", err)
+	}
+	b.alice.waitStatus("IKE SA without children", func(st *control.Status) bool {
+		return len(st.IKESAs) == 1 && st.IKESAs[0].State == control.IKEEstablished && len(st.IKESAs[0].ChildSAs) == 0
+	})
+	// bob installed it, then deleted it at alice's request.
+	b.bob.waitStatus("bob's CHILD_SA deleted", func(st *control.Status) bool {
+		return len(st.IKESAs) == 1 && len(st.IKESAs[0].ChildSAs) == 0
+	})
+	if n := len(b.bob.dp.Installed()); n != 0 {
+		t.Errorf("bob's data plane still holds %d SAs", n)
+	}
+	if strings.Contains(b.alice.logBuf.String(), testPSK) || strings.Contains(b.bob.logBuf.String(), testPSK) {
+		t.Error("the PSK appears in a log")
+	}
+}
