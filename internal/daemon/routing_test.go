@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cygnet-ipsec/cygnet/internal/control"
 	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
+	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
 	"github.com/cygnet-ipsec/cygnet/internal/transport"
 )
@@ -89,4 +91,42 @@ func TestDataplaneRefuses(t *testing.T) {
 	if strings.Contains(b.alice.logBuf.String(), testPSK) || strings.Contains(b.bob.logBuf.String(), testPSK) {
 		t.Error("the PSK appears in a log")
 	}
+}
+
+func TestIPv6Outer(t *testing.T) {
+	o := defaultBenchOptions()
+	o.alice.addr, o.alice.peerAddr = "2001:db8::1", "2001:db8::2"
+	o.bob.addr, o.bob.peerAddr = "2001:db8::2", "2001:db8::1"
+	b := newBench(t, o)
+	if err := b.alice.up("site", "net"); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := findIKE(b.alice.status(), "site")
+	if a.Local != "[2001:db8::1]:500" || a.Remote != "[2001:db8::2]:500" {
+		t.Errorf("addresses %s <-> %s", a.Local, a.Remote)
+	}
+	b.bob.waitStatus("bob established", established("site", "net"))
+}
+
+// TestShutdownBoundedWithDeadPeer: SIGTERM with a peer that no longer
+// answers still ends after the shutdown timeout (virtual time).
+func TestShutdownBoundedWithDeadPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := defaultBenchOptions()
+		o.retransmit = sa.Retransmit{} // the engine's: the delete would be retried for minutes
+		b := newBench(t, o)
+		if err := b.alice.up("site", "net"); err != nil {
+			t.Fatal(err)
+		}
+		b.net.Cut(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"))
+		start := time.Now()
+		b.alice.stop()
+		if took := time.Since(start); took != DefaultShutdownTimeout {
+			t.Errorf("shutdown took %v of virtual time, want the %v bound", took, DefaultShutdownTimeout)
+		}
+		if n := len(b.alice.dp.Installed()); n != 0 {
+			t.Errorf("%d SAs left in the data plane", n)
+		}
+		b.bob.stop()
+	})
 }
