@@ -86,6 +86,7 @@ func main() {
 	offload := flag.Bool("offload", false, "TUN TSO offload")
 	seed := flag.String("seed", "test", "key seed")
 	batch := flag.Int("batch", 0, "batch size")
+	gso := flag.Bool("gso", false, "send and receive ESP through a UDP socket with UDP_SEGMENT/UDP_GRO (userspace.GSOConn) instead of the transport")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
 
@@ -127,13 +128,28 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	h := handler{b}
-	u, err := transport.ListenUDP(transport.Config{Addrs: []netip.Addr{la}, Port: *port + 1, NATPort: *port, Log: log}, h)
-	if err != nil {
-		b.Close()
-		fail(err)
+	var u interface {
+		Close() error
 	}
-	b.SetTransport(u)
+	stats := func() any { return nil }
+	if *gso {
+		g, err := userspace.ListenGSO(netip.AddrPortFrom(la, uint16(*port)), b)
+		if err != nil {
+			b.Close()
+			fail(err)
+		}
+		b.SetSender(g)
+		u = g
+	} else {
+		t, err := transport.ListenUDP(transport.Config{Addrs: []netip.Addr{la}, Port: *port + 1, NATPort: *port, Log: log}, handler{b})
+		if err != nil {
+			b.Close()
+			fail(err)
+		}
+		b.SetTransport(t)
+		u = t
+		stats = func() any { return t.Stats() }
+	}
 
 	out, in := "a>b", "b>a"
 	spiIn, spiOut := uint32(0xa0000001), uint32(0xb0000001)
@@ -175,7 +191,7 @@ func main() {
 	<-sig
 	c, _ := b.Counters(spiIn)
 	fmt.Printf("counters: in %d packets %d bytes, out %d packets %d bytes, drops %v\n", c.PacketsIn, c.BytesIn, c.PacketsOut, c.BytesOut, c.Drops)
-	fmt.Printf("stats: %+v transport: %+v\n", b.Stats(), u.Stats())
+	fmt.Printf("stats: %+v transport: %+v\n", b.Stats(), stats())
 	u.Close()
 	if err := b.Close(); err != nil {
 		fail(err)

@@ -312,6 +312,16 @@ func (b *Backend) SetTransport(t transport.Endpoint) {
 	b.sender.Store(&senderBox{t})
 }
 
+// SetSender sets the sender of UDP-encapsulated ESP to s (a GSOConn, or
+// anything else that sends ESP).
+func (b *Backend) SetSender(s ESPSender) {
+	if s == nil {
+		b.sender.Store(nil)
+		return
+	}
+	b.sender.Store(&senderBox{s})
+}
+
 // SetEventHandler implements dataplane.Backend.
 func (b *Backend) SetEventHandler(h func(dataplane.Event)) {
 	if h == nil {

@@ -46,6 +46,7 @@ type netnsCase struct {
 	v6outer bool
 	v6inner bool
 	offload bool
+	gso     bool
 }
 
 type netnsTunnel struct {
@@ -78,7 +79,7 @@ func startNetnsTunnel(t *testing.T, c netnsCase) *netnsTunnel {
 	}
 	args := func(side, local, remote, lts, rts string) []string {
 		return []string{bin, "-side", side, "-local", local, "-remote", remote, "-local-ts", lts, "-remote-ts", rts,
-			"-suite", c.suite, fmt.Sprintf("-encap=%v", c.encap), fmt.Sprintf("-offload=%v", c.offload)}
+			"-suite", c.suite, fmt.Sprintf("-encap=%v", c.encap), fmt.Sprintf("-offload=%v", c.offload), fmt.Sprintf("-gso=%v", c.gso)}
 	}
 	tn.pl = left.Start(t, "esppeer[left]", testbed.StartOptions{}, args("a", ol, or, tsl, tsr)...)
 	tn.pr = right.Start(t, "esppeer[right]", testbed.StartOptions{}, args("b", or, ol, tsr, tsl)...)
@@ -121,9 +122,11 @@ func TestNetnsTunnel(t *testing.T) {
 		netnsCase{suite: "aes256gcm16", encap: true, v6outer: false, v6inner: true},
 		netnsCase{suite: "aes256gcm16", encap: true, offload: true},
 		netnsCase{suite: "chacha20poly1305", encap: false, v6outer: true, v6inner: true, offload: true},
+		netnsCase{suite: "aes256gcm16", encap: true, offload: true, gso: true},
+		netnsCase{suite: "aes256-sha256", encap: true, v6outer: true, v6inner: true, offload: true, gso: true},
 	)
 	for _, c := range cases {
-		name := fmt.Sprintf("%s/encap=%v/outer6=%v/inner6=%v/offload=%v", c.suite, c.encap, c.v6outer, c.v6inner, c.offload)
+		name := fmt.Sprintf("%s/encap=%v/outer6=%v/inner6=%v/offload=%v/gso=%v", c.suite, c.encap, c.v6outer, c.v6inner, c.offload, c.gso)
 		t.Run(name, func(t *testing.T) {
 			tn := startNetnsTunnel(t, c)
 			for _, dir := range []struct {
