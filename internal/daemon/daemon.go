@@ -15,8 +15,9 @@
 // route a datagram by reading its header alone (route.go), and an SA created
 // on a worker — including, later, the successor of a rekeyed IKE SA — stays
 // there. IKE_SA_INIT requests go to the worker chosen by the peer's address
-// and SPIi, where a half-open SA answers a retransmission from its cache
-// and otherwise that worker's Responder creates one.
+// and SPIi, where the SA that request created (kept under that key for its
+// whole life) answers a retransmission from its cache, and otherwise that
+// worker's Responder creates one.
 //
 // Control requests (up, down, status, reload) are closures run on the
 // workers, so they see the SAs without sharing them.

@@ -33,9 +33,9 @@ type route struct {
 // original initiator of the IKE SA, so when it is set our SPI is the
 // responder's (SPIr); otherwise we are the original initiator and our SPI is
 // SPIi. An IKE_SA_INIT request has SPIr zero: it goes to the worker chosen by
-// (remote address, SPIi), where a half-open SA for it may already exist
-// (a retransmission, answered from that SA's cache) or the Responder creates
-// one. Whatever else carries a zero SPI of ours belongs to no SA.
+// (remote address, SPIi), where the IKE SA that request created may already
+// exist (a retransmission, answered from that SA's cache, or a late
+// duplicate) or the Responder creates one. Whatever else carries a zero SPI of ours belongs to no SA.
 func (d *runtimeShards) routeMessage(h wire.Header, remote netip.AddrPort) (r route, ok bool) {
 	if h.IsInitiator() {
 		if h.SPIr == 0 {
@@ -109,9 +109,9 @@ func (d *runtimeShards) newSPI(rand io.Reader, w int, taken func(uint64) bool) (
 	}
 }
 
-// halfOpenKey names a half-open IKE SA by the peer's address and SPI, the
+// initRequestKey names a responder IKE SA by the peer's address and SPI, the
 // pair RFC 7296 2.1 uses to recognize a retransmitted IKE_SA_INIT.
-type halfOpenKey struct {
+type initRequestKey struct {
 	addr netip.Addr
 	spii uint64
 }

@@ -24,7 +24,12 @@ type worker struct {
 	resp *sa.Responder
 
 	sas      map[uint64]*ikeEntry // by our SPI
-	halfOpen map[halfOpenKey]*ikeEntry
+	// byInit finds a responder IKE SA by the peer's address and SPIi, the
+	// key of its IKE_SA_INIT request, for as long as the SA lives (as
+	// strongSwan keeps its init hashes): a retransmitted or duplicated
+	// request, even one that arrives late, reaches the SA and never
+	// makes the Responder open a second one.
+	byInit map[initRequestKey]*ikeEntry
 	byConn   map[string]map[*ikeEntry]struct{}
 	timers   timerHeap
 	armed    time.Time // what timer is set for; zero: stopped
@@ -47,8 +52,8 @@ type ikeEntry struct {
 	conn  string // connection name; "" until a responder SA knows it
 	timer timerItem
 
-	halfOpen     halfOpenKey // set while a responder SA is half-open
-	isHalfOpen   bool
+	initKey      initRequestKey // responder SAs: their key in worker.byInit
+	hasInitKey   bool
 	established  bool
 	createdForUp bool // created by an `up` that may abort it
 
@@ -89,7 +94,7 @@ func newWorker(d *Daemon, id, inbox int) *worker {
 		id:       id,
 		inbox:    make(chan work, inbox),
 		sas:      make(map[uint64]*ikeEntry),
-		halfOpen: make(map[halfOpenKey]*ikeEntry),
+		byInit:   make(map[initRequestKey]*ikeEntry),
 		byConn:   make(map[string]map[*ikeEntry]struct{}),
 	}
 }
@@ -218,13 +223,13 @@ func (w *worker) receive(p transport.Packet, r route) {
 	now := d.now()
 	m, err := wire.Parse(p.Data)
 	if r.initReq {
-		key := halfOpenKey{p.Remote.Addr().Unmap(), 0}
+		key := initRequestKey{p.Remote.Addr().Unmap(), 0}
 		if err == nil {
 			key.spii = m.SPIi
 		} else if h, ok := peekHeader(p.Data); ok {
 			key.spii = h.SPIi
 		}
-		if e := w.halfOpen[key]; e != nil {
+		if e := w.byInit[key]; e != nil {
 			if err != nil {
 				d.stats.drop(dropMalformed)
 				return
@@ -243,8 +248,8 @@ func (w *worker) receive(p transport.Packet, r route) {
 			return
 		}
 		e := w.add(ike, "")
-		e.halfOpen, e.isHalfOpen = key, true
-		w.halfOpen[key] = e
+		e.initKey, e.hasInitKey = key, true
+		w.byInit[key] = e
 		w.apply(e, out)
 		return
 	}
@@ -347,8 +352,8 @@ func (w *worker) remove(e *ikeEntry, reason error) {
 	w.died(e)
 	e.deleted = true
 	delete(w.sas, e.spi)
-	if e.isHalfOpen {
-		delete(w.halfOpen, e.halfOpen)
+	if e.hasInitKey {
+		delete(w.byInit, e.initKey)
 	}
 	w.timers.set(&e.timer, time.Time{})
 }
@@ -455,14 +460,7 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 			return
 		}
 	}
-	state := e.sa.State()
-	if e.isHalfOpen && state != sa.StateConnecting && state != sa.StateDead {
-		// Established: IKE_SA_INIT retransmissions are over. A dead
-		// half-open SA keeps its key while it lingers, to answer them.
-		delete(w.halfOpen, e.halfOpen)
-		e.isHalfOpen = false
-	}
-	if state == sa.StateDead && !e.dead {
+	if e.sa.State() == sa.StateDead && !e.dead {
 		w.died(e)
 	}
 	if e.sa.Done() {
