@@ -23,18 +23,18 @@ type worker struct {
 	env  *sa.Env
 	resp *sa.Responder
 
-	sas      map[uint64]*ikeEntry // by our SPI
+	sas map[uint64]*ikeEntry // by our SPI
 	// byInit finds a responder IKE SA by the peer's address and SPIi, the
 	// key of its IKE_SA_INIT request, for as long as the SA lives (as
 	// strongSwan keeps its init hashes): a retransmitted or duplicated
 	// request, even one that arrives late, reaches the SA and never
 	// makes the Responder open a second one.
 	byInit map[initRequestKey]*ikeEntry
-	byConn   map[string]map[*ikeEntry]struct{}
-	timers   timerHeap
-	armed    time.Time // what timer is set for; zero: stopped
-	timer    *time.Timer
-	due      []*timerItem // reused by runTimers
+	byConn map[string]map[*ikeEntry]struct{}
+	timers timerHeap
+	armed  time.Time // what timer is set for; zero: stopped
+	timer  *time.Timer
+	due    []*timerItem // reused by runTimers
 }
 
 // work is one item in a worker's inbox: a received datagram, or a function
@@ -90,12 +90,12 @@ type ikeEntry struct {
 
 func newWorker(d *Daemon, id, inbox int) *worker {
 	return &worker{
-		d:        d,
-		id:       id,
-		inbox:    make(chan work, inbox),
-		sas:      make(map[uint64]*ikeEntry),
-		byInit:   make(map[initRequestKey]*ikeEntry),
-		byConn:   make(map[string]map[*ikeEntry]struct{}),
+		d:      d,
+		id:     id,
+		inbox:  make(chan work, inbox),
+		sas:    make(map[uint64]*ikeEntry),
+		byInit: make(map[initRequestKey]*ikeEntry),
+		byConn: make(map[string]map[*ikeEntry]struct{}),
 	}
 }
 
