@@ -37,6 +37,7 @@ type peerConf struct {
 	localTS, remoteTS              string
 	moreLocalTS, moreRemoteTS      string
 	encap                          bool
+	dpdDelay                       string
 }
 
 func (p peerConf) yaml() string {
@@ -48,6 +49,9 @@ func (p peerConf) yaml() string {
 	}
 	if p.psk == "" {
 		p.psk = testPSK
+	}
+	if p.dpdDelay == "" {
+		p.dpdDelay = "0s"
 	}
 	if p.startAction == "" {
 		p.startAction = "none"
@@ -76,7 +80,7 @@ connections:
     local_addrs: [%[2]s]
     remote_addrs: [%[4]s]
     proposals: %[6]s
-    dpd_delay: 0s
+    dpd_delay: %[17]s
     encap: %[16]v
     local: {auth: psk, id: %[1]s.example}
     remote: {auth: psk, id: %[3]s.example}
@@ -90,7 +94,7 @@ connections:
         local_ts: %[14]s
         remote_ts: %[15]s
         esp_proposals: %[7]s
-%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS, p.encap)
+%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS, p.encap, p.dpdDelay)
 }
 
 func parseConf(t testing.TB, dir, text string) *config.Config {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -129,4 +130,49 @@ func TestShutdownBoundedWithDeadPeer(t *testing.T) {
 		}
 		b.bob.stop()
 	})
+}
+
+// trafficDataplane reports inbound ESP on every SA, as a live tunnel does.
+type trafficDataplane struct {
+	*dataplane.None
+	now func() time.Time
+}
+
+func (d trafficDataplane) Counters(spi uint32) (dataplane.Counters, bool) {
+	c, ok := d.None.Counters(spi)
+	c.LastIn = d.now()
+	return c, ok
+}
+
+// TestESPTrafficPostponesDPD: with ESP arriving on the CHILD_SA, the
+// engine sends no liveness check (RFC 7296 2.4); without, it does.
+func TestESPTrafficPostponesDPD(t *testing.T) {
+	for _, traffic := range []bool{false, true} {
+		t.Run(fmt.Sprint("traffic=", traffic), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				o := defaultBenchOptions()
+				o.alice.extraConns = ""
+				o.alice.dpdDelay = "10s"
+				if traffic {
+					o.aliceDP = func(n *dataplane.None) dataplane.Backend { return trafficDataplane{n, time.Now} }
+				}
+				b := newBench(t, o)
+				if err := b.alice.up("site", "net"); err != nil {
+					t.Fatal(err)
+				}
+				before := b.alice.d.tr.Stats().IKEOut.Packets
+				time.Sleep(35 * time.Second)
+				synctest.Wait()
+				sent := b.alice.d.tr.Stats().IKEOut.Packets - before
+				if traffic && sent != 0 {
+					t.Errorf("%d IKE messages (liveness checks) despite ESP traffic", sent)
+				}
+				if !traffic && sent == 0 {
+					t.Error("no liveness check after 35 s of silence with dpd_delay 10s")
+				}
+				b.alice.stop()
+				b.bob.stop()
+			})
+		})
+	}
 }

@@ -67,6 +67,7 @@ type ikeEntry struct {
 	natLocal, natRemote netip.AddrPort
 	lastSent            time.Time
 	lastPkts            [][]byte // the datagrams of the last send, to recognize retransmissions
+	lastHeard           time.Time // the latest inbound ESP the engine was told of (Heard)
 	keepaliveAt         time.Time
 
 	// Identities, for INITIAL_CONTACT (RFC 7296 2.4).
@@ -192,14 +193,38 @@ func (w *worker) runTimers() {
 		}
 		var out sa.Output
 		if dl := e.sa.NextDeadline(); !dl.IsZero() && !dl.After(now) {
-			out = e.sa.Tick(now)
-			w.countRetransmits(e, out.Packets)
+			// Traffic on a CHILD_SA proves the peer alive: a liveness
+			// check may no longer be due (RFC 7296 2.4).
+			if w.heard(e) {
+				dl = e.sa.NextDeadline()
+			}
+			if !dl.IsZero() && !dl.After(now) {
+				out = e.sa.Tick(now)
+				w.countRetransmits(e, out.Packets)
+			}
 		}
 		w.apply(e, out)
 		if !e.deleted {
 			w.keepalive(e, now)
 		}
 	}
+}
+
+// heard tells the engine when the data plane last received ESP for one of
+// e's CHILD_SAs, if that is news; it reports whether it told it anything.
+func (w *worker) heard(e *ikeEntry) bool {
+	last := e.lastHeard
+	for spi := range e.children {
+		if c, ok := w.d.dp.Counters(spi); ok && c.LastIn.After(last) {
+			last = c.LastIn
+		}
+	}
+	if !last.After(e.lastHeard) {
+		return false
+	}
+	e.lastHeard = last
+	e.sa.Heard(last)
+	return true
 }
 
 // countRetransmits counts the datagrams of a timer step that repeat what
