@@ -6,17 +6,19 @@
 #
 #   -t  seconds per iperf3 run (default 10)
 #   -s  ESP suite for the Cygnet rows (default aes256gcm16)
-#   -o  also a Cygnet row with TUN segmentation offload
+#   -o  also a Cygnet row with TUN segmentation offload (TSO in, GRO out)
+#   -g  also a Cygnet row with TUN offload and UDP GSO/GRO (userspace.GSOConn)
 #   -u  also UDP (iperf3 -u -b 0) rows
 #
 # Rows: each is a function row_NAME that sets up both ends in $NS_L/$NS_R,
 # runs measure, and tears its ends down. Today: Cygnet to Cygnet with
-# bench/esppeer (fixed keys, real TUN, real UDP). To add Cygnet to strongSwan
-# and strongSwan to strongSwan once the daemon exists, write row_cygnet_swan
-# and row_swan_swan the same way and list them in ROWS; the baseline row is
-# the one named in BASELINE. Until it runs, the ratio uses BASELINE_MBPS
-# (default 340: strongSwan kernel-libipsec TCP measured here by the testbed,
-# 335-348 Mbit/s on a quiet machine), marked "ref".
+# bench/esppeer (fixed keys, real TUN, real UDP), and strongSwan to
+# strongSwan. To add Cygnet to strongSwan once the daemon exists, write
+# row_cygnet_swan the same way and list it in ROWS; the baseline row is the one named in
+# BASELINE (strongSwan to strongSwan, run through internal/testbed's
+# BenchmarkCharonIperf3). Where charon is missing, the ratio uses
+# BASELINE_MBPS (default 340: 335-348 Mbit/s measured here by the testbed on
+# a quiet machine), marked "ref".
 #
 # Needs root, ip, iperf3 and Go. Everything it creates is removed on exit.
 set -euo pipefail
@@ -24,14 +26,16 @@ set -euo pipefail
 SECONDS_PER_RUN=10
 SUITE=aes256gcm16
 OFFLOAD=0
+GSO=0
 UDP=0
-while getopts "t:s:ou" opt; do
+while getopts "t:s:ogu" opt; do
 	case $opt in
 	t) SECONDS_PER_RUN=$OPTARG ;;
 	s) SUITE=$OPTARG ;;
 	o) OFFLOAD=1 ;;
+	g) GSO=1 ;;
 	u) UDP=1 ;;
-	*) sed -n '2,12p' "$0"; exit 2 ;;
+	*) sed -n '2,13p' "$0"; exit 2 ;;
 	esac
 done
 
@@ -89,14 +93,14 @@ iperf() {
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f" % (d["end"]["sum_received"]["bits_per_second"]/1e6))' "$WORK/iperf.json" 2>/dev/null || echo 0
 }
 
-# esppeer_up SUITE OFFLOAD: a Cygnet end in each namespace.
+# esppeer_up SUITE OFFLOAD GSO: a Cygnet end in each namespace.
 esppeer_up() {
-	local suite=$1 offload=$2
+	local suite=$1 offload=$2 gso=${3:-false}
 	ip netns exec "$NS_L" "$WORK/esppeer" -side a -local 192.0.2.1 -remote 192.0.2.2 \
-		-local-ts 10.1.0.0/16 -remote-ts 10.2.0.0/16 -suite "$suite" -offload="$offload" >"$WORK/left.log" 2>&1 &
+		-local-ts 10.1.0.0/16 -remote-ts 10.2.0.0/16 -suite "$suite" -offload="$offload" -gso="$gso" >"$WORK/left.log" 2>&1 &
 	PEER_L=$!
 	ip netns exec "$NS_R" "$WORK/esppeer" -side b -local 192.0.2.2 -remote 192.0.2.1 \
-		-local-ts 10.2.0.0/16 -remote-ts 10.1.0.0/16 -suite "$suite" -offload="$offload" >"$WORK/right.log" 2>&1 &
+		-local-ts 10.2.0.0/16 -remote-ts 10.1.0.0/16 -suite "$suite" -offload="$offload" -gso="$gso" >"$WORK/right.log" 2>&1 &
 	PEER_R=$!
 	PIDS+=("$PEER_L" "$PEER_R")
 	for _ in $(seq 50); do
@@ -137,13 +141,36 @@ row_cygnet_cygnet_offload() {
 	esppeer_down
 }
 
-# row_cygnet_swan and row_swan_swan: to come with the daemon (see above).
+row_cygnet_cygnet_gso() {
+	esppeer_up "$SUITE" true true
+	measure cygnet_cygnet_gso
+	esppeer_down
+}
 
-ROWS=(cygnet_cygnet)
+# row_swan_swan: the baseline, strongSwan's charon with kernel-libipsec in
+# two namespaces (AES-GCM-256, ESP in UDP), through the testbed's own
+# benchmark (5 s of iperf3 TCP, one direction).
+row_swan_swan() {
+	if [ ! -x /usr/lib/ipsec/charon ]; then
+		echo "esp-throughput: no charon; baseline from BASELINE_MBPS" >&2
+		return
+	fi
+	local out
+	out=$(cd "$ROOT" && go test -run '^$' -bench 'CharonIperf3/tunnel-tcp' -benchtime 1x ./internal/testbed 2>&1) || true
+	RESULT[swan_swan.tcp_lr]=$(echo "$out" | awk '/tunnel-tcp/ { for (i = 1; i <= NF; i++) if ($(i+1) == "Mbit/s") printf "%.0f", $i }')
+	RESULT[swan_swan.tcp_rl]="-"
+	RESULT[swan_swan.udp_lr]="-"
+}
+
+# row_cygnet_swan: to come with the daemon (see above).
+
+ROWS=(swan_swan cygnet_cygnet)
 [ "$OFFLOAD" = 1 ] && ROWS+=(cygnet_cygnet_offload)
+[ "$GSO" = 1 ] && ROWS+=(cygnet_cygnet_gso)
 declare -A LABEL=(
 	[cygnet_cygnet]="Cygnet -> Cygnet ($SUITE, UDP encap)"
-	[cygnet_cygnet_offload]="Cygnet -> Cygnet ($SUITE, UDP encap, TUN TSO)"
+	[cygnet_cygnet_offload]="Cygnet -> Cygnet ($SUITE, UDP encap, TUN TSO/GRO)"
+	[cygnet_cygnet_gso]="Cygnet -> Cygnet ($SUITE, TUN TSO/GRO, UDP GSO/GRO)"
 	[cygnet_swan]="Cygnet -> strongSwan"
 	[swan_swan]="strongSwan -> strongSwan (kernel-libipsec)"
 )
@@ -159,15 +186,16 @@ if [ -z "$base" ] || [ "$base" = 0 ]; then
 	base=$BASELINE_MBPS
 	mark=" ref"
 fi
-printf '| %-50s | %14s | %14s |' "tunnel ($SECONDS_PER_RUN s per run, $(nproc) CPUs)" "TCP l->r Mbit/s" "TCP r->l Mbit/s"
+printf '| %-58s | %14s | %14s |' "tunnel ($SECONDS_PER_RUN s per run, $(nproc) CPUs)" "TCP l->r Mbit/s" "TCP r->l Mbit/s"
 [ "$UDP" = 1 ] && printf ' %14s |' "UDP l->r Mbit/s"
 printf ' %16s |\n' "ratio to baseline"
-printf '|%s|%s|%s|' "$(printf -- '-%.0s' {1..52})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..16})"
+printf '|%s|%s|%s|' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..16})"
 [ "$UDP" = 1 ] && printf '%s|' "$(printf -- '-%.0s' {1..16})"
 printf '%s|\n' "$(printf -- '-%.0s' {1..18})"
 for r in "${ROWS[@]}"; do
-	lr=${RESULT[$r.tcp_lr]} rl=${RESULT[$r.tcp_rl]}
-	printf '| %-50s | %14s | %14s |' "${LABEL[$r]}" "$lr" "$rl"
+	lr=${RESULT[$r.tcp_lr]:-} rl=${RESULT[$r.tcp_rl]:-}
+	[ -z "$lr" ] && continue
+	printf '| %-58s | %14s | %14s |' "${LABEL[$r]}" "$lr" "$rl"
 	[ "$UDP" = 1 ] && printf ' %14s |' "${RESULT[$r.udp_lr]}"
 	printf ' %16s |\n' "$(python3 -c "print('%.1fx' % ($lr/$base))")$mark"
 done
