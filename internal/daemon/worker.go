@@ -66,7 +66,7 @@ type ikeEntry struct {
 	natLocalDetected    bool
 	natLocal, natRemote netip.AddrPort
 	lastSent            time.Time
-	lastPkts            [][]byte // the datagrams of the last send, to recognize retransmissions
+	lastPkts            [][]byte  // the datagrams of the last send, to recognize retransmissions
 	lastHeard           time.Time // the latest inbound ESP the engine was told of (Heard)
 	keepaliveAt         time.Time
 
@@ -443,6 +443,8 @@ func (w *worker) schedule(e *ikeEntry) {
 func (w *worker) apply(e *ikeEntry, out sa.Output) {
 	d := w.d
 	now := d.now()
+	// The gauges first: whoever the events below wake may read them.
+	w.trackState(e)
 	var followups []sa.Output
 	for _, ev := range out.Events {
 		switch ev := ev.(type) {
