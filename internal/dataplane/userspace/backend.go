@@ -58,8 +58,10 @@ type ESPSender interface {
 
 // Config configures New.
 type Config struct {
-	// Device is the TUN device to use. Nil: New opens a Linux TUN device
-	// named TUNName with MTU and Offload, and manages routes through it.
+	// Device is the TUN device to use (tun.Mem for tests and the rootless
+	// demo); the backend closes it on Close. Nil: New opens a Linux TUN
+	// device named TUNName with MTU and Offload, and manages routes
+	// through it.
 	Device tun.Device
 	// TUNName is the name of the device New opens; "" means cygnet0.
 	TUNName string

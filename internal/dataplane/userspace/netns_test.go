@@ -85,6 +85,16 @@ func startNetnsTunnel(t *testing.T, c netnsCase) *netnsTunnel {
 	tn.pr = right.Start(t, "esppeer[right]", testbed.StartOptions{}, args("b", or, ol, tsr, tsl)...)
 	tn.pl.WaitOutput(t, "ready", 10*time.Second)
 	tn.pr.WaitOutput(t, "ready", 10*time.Second)
+	// CONTRACT.md: a route per remote selector through the TUN device,
+	// from the local selector's address configured here.
+	fam := "-4"
+	if c.v6inner {
+		fam = "-6"
+	}
+	routes := left.Run(t, "ip", fam, "route", "show", "dev", "cygnet0")
+	if !strings.Contains(routes, tsr) || !strings.Contains(routes, "src "+tn.innerL.String()) {
+		t.Fatalf("routes in left: %q, want %s with src %v", routes, tsr, tn.innerL)
+	}
 	return tn
 }
 
