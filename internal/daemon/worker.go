@@ -440,6 +440,10 @@ func (w *worker) schedule(e *ikeEntry) {
 }
 
 // apply carries out one step's Output for e (see the package comment).
+// The engine logs each exchange and the SA's lifecycle (established, CHILD_SA
+// up, failed with the reason, deleted) at info and warn; the runtime adds its
+// own view of them at debug, and logs at info only what the engine cannot
+// know (initiations, the data plane, the daemon's own lifecycle).
 func (w *worker) apply(e *ikeEntry, out sa.Output) {
 	d := w.d
 	now := d.now()
@@ -465,14 +469,14 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 				d.dp.Remove(ev.SPI)
 			}
 			delete(e.pendingChildren, ev.Name)
-			d.log.Warn("CHILD_SA failed", "conn", e.conn, "child", ev.Name, "reason", errText(ev.Err))
+			d.log.Debug("CHILD_SA failed", "conn", e.conn, "child", ev.Name, "reason", errText(ev.Err))
 			for _, u := range e.waiters {
 				u.childFailed(ev.Name, ev.Err)
 			}
 		case sa.Failed:
 			w.failed(e, ev.Err)
 		case sa.Deleted:
-			d.log.Info("IKE SA deleted", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", ev.Reason)
+			d.log.Debug("IKE SA deleted", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", ev.Reason)
 			d.stats.ikeDeleted(e.deleteRequested)
 			for _, u := range e.waiters {
 				u.finish(fmt.Errorf("daemon: IKE SA deleted: %s", ev.Reason))
@@ -518,7 +522,7 @@ func (w *worker) established(e *ikeEntry, ev sa.Established) {
 		d.log.Warn("key log", "err", err.Error())
 	}
 	d.stats.handshakeEstablished(e.initiator)
-	d.log.Info("IKE SA established", "conn", s.Connection, "initiator", s.Initiator,
+	d.log.Debug("IKE SA established", "conn", s.Connection, "initiator", s.Initiator,
 		"spi_i", fmt.Sprintf("%016x", s.SPIi), "spi_r", fmt.Sprintf("%016x", s.SPIr),
 		"local", s.Local.String(), "peer", s.Remote.String(),
 		"local_id", s.LocalID, "remote_id", s.RemoteID, "proposal", s.Proposal,
@@ -557,7 +561,7 @@ func (w *worker) childUp(e *ikeEntry, ev sa.ChildUp, now time.Time) (sa.Output, 
 		}
 	}
 	d.stats.childInstalledInc()
-	d.log.Info("CHILD_SA installed", "conn", e.conn, "child", c.Name,
+	d.log.Debug("CHILD_SA installed", "conn", e.conn, "child", c.Name,
 		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI),
 		"mode", c.Mode.String(), "encap", c.Encap, "proposal", c.Suite.String(),
 		"local_ts", tsList(c.LocalTS), "remote_ts", tsList(c.RemoteTS))
@@ -573,7 +577,7 @@ func (w *worker) childDown(e *ikeEntry, ev sa.ChildDown) {
 		w.removeChild(e, c.InSPI)
 		w.d.stats.childDeleted(e.deleteRequested)
 	}
-	w.d.log.Info("CHILD_SA removed", "conn", e.conn, "child", c.Name,
+	w.d.log.Debug("CHILD_SA removed", "conn", e.conn, "child", c.Name,
 		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI), "reason", ev.Reason)
 }
 
@@ -582,7 +586,7 @@ func (w *worker) failed(e *ikeEntry, err error) {
 	if !e.established {
 		d.stats.handshakeFailed(e.initiator, err)
 	}
-	d.log.Warn("IKE SA failed", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", errText(err))
+	d.log.Debug("IKE SA failed", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", errText(err))
 	for _, u := range e.waiters {
 		u.finish(err)
 	}
