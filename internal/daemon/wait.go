@@ -87,11 +87,11 @@ func espRecords(c *sa.ChildSA) []string {
 	}
 }
 
-// tsList prints negotiated selectors for a log line.
+// tsList prints negotiated selectors for a log line, as status shows them.
 func tsList(list []wire.TrafficSelector) string {
 	s := make([]string, 0, len(list))
-	for _, d := range selectors(list) {
-		s = append(s, d.String())
+	for _, t := range list {
+		s = append(s, sa.TSString(t))
 	}
 	return strings.Join(s, ",")
 }
