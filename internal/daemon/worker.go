@@ -248,12 +248,8 @@ func (w *worker) receive(p transport.Packet, r route) {
 	now := d.now()
 	m, err := wire.Parse(p.Data)
 	if r.initReq {
-		key := initRequestKey{p.Remote.Addr().Unmap(), 0}
-		if err == nil {
-			key.spii = m.SPIi
-		} else if h, ok := peekHeader(p.Data); ok {
-			key.spii = h.SPIi
-		}
+		h, _ := peekHeader(p.Data) // routing read it: it is there
+		key := initRequestKey{p.Remote.Addr().Unmap(), h.SPIi}
 		if e := w.byInit[key]; e != nil {
 			if err != nil {
 				d.stats.drop(dropMalformed)
