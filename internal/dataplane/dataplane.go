@@ -13,7 +13,9 @@
 // "Invariants"): a rekeyed SA's replacement is installed inbound first, the
 // outbound direction switches atomically, and the old inbound SA stays live
 // until the runtime removes it, so that packets still in flight under the old
-// SPI are accepted.
+// SPI are accepted. The initiator of a rekey switches outbound at Install;
+// the responder installs with SA.DeferOutbound and switches with
+// ActivateOutbound once the initiator holds the new SA (RFC 7296 2.8).
 package dataplane
 
 import (
@@ -163,6 +165,14 @@ type SA struct {
 	// Lifetimes in bytes and packets (0: none); the backend raises
 	// SoftExpire and HardExpire events when they are reached.
 	SoftBytes, HardBytes, SoftPackets, HardPackets uint64
+
+	// DeferOutbound installs the inbound SA and the outbound SA, but
+	// outbound traffic of ReqID stays on the SA that carries it now (the
+	// one Install replaces, if any) until ActivateOutbound names this SA.
+	// The responder of a CHILD_SA rekey needs this (RFC 7296 2.8): the
+	// initiator may not hold the new SA before our answer reaches it, so
+	// it must be able to receive on the new SA before we send on it.
+	DeferOutbound bool
 }
 
 // Zero overwrites the SA's keys with zeros.
@@ -204,6 +214,10 @@ const (
 	DropPolicy                      // inner packet not within the SA's selectors (RFC 4301 5.2)
 	DropNoSA                        // no SA for the SPI, or no SA for an outbound packet
 	DropExpired                     // the SA's hard lifetime or sequence space is used up
+	// Outbound packets that go into no SA (Totals only):
+	DropNoPolicy // matched no policy (RFC 4301 5.1: DISCARD)
+	DropTrap     // matched a trap policy: dropped after raising Acquire
+	DropError    // a send or device write failed
 	NumDropReasons
 )
 
@@ -221,6 +235,12 @@ func (r DropReason) String() string {
 		return "no_sa"
 	case DropExpired:
 		return "expired"
+	case DropNoPolicy:
+		return "no_policy"
+	case DropTrap:
+		return "trap"
+	case DropError:
+		return "error"
 	}
 	return fmt.Sprintf("DropReason(%d)", uint8(r))
 }
@@ -236,6 +256,21 @@ type Counters struct {
 	// zero if none was. DPD can skip a liveness check after recent
 	// inbound traffic (RFC 7296 2.4).
 	LastIn, LastOut time.Time
+}
+
+// Totals are a backend's traffic counters summed over every SA it has held,
+// removed ones included, so they only grow: what the runtime exports as
+// metrics. Drops also counts the packets that belonged to no SA (an unknown
+// SPI, no policy, a trap, a failed send).
+type Totals struct {
+	BytesIn, BytesOut     uint64
+	PacketsIn, PacketsOut uint64
+	Drops                 [NumDropReasons]uint64
+}
+
+// Totaler is implemented by backends that move packets and count them.
+type Totaler interface {
+	Totals() Totals
 }
 
 // EventKind says what an Event reports.
@@ -290,9 +325,21 @@ type Backend interface {
 	// Install makes an SA pair live: inbound first, then outbound. With
 	// replaces != 0 (the inbound SPI of the SA being rekeyed) the outbound
 	// switch from the old SA to the new one is atomic and the old inbound
-	// stays live until Remove(old) (make-before-break). On success the
-	// backend owns sa and its keys.
+	// stays live until Remove(old) (make-before-break). With
+	// sa.DeferOutbound there is no switch yet: the old SA (or whichever SA
+	// of sa.ReqID carries outbound traffic now) keeps carrying it until
+	// ActivateOutbound(sa.InSPI). On success the backend owns sa and its
+	// keys.
 	Install(sa *SA, replaces uint32) error
+
+	// ActivateOutbound switches the outbound traffic of the ReqID of the
+	// SA pair with inbound SPI inSPI to that pair, atomically: every packet
+	// is sealed either with the SA that carried it before or with this
+	// one, none is lost or sent twice, and from the switch on none uses the
+	// old one. The SAs that carried it stay installed (their inbound
+	// included) until removed. Activating a pair that already carries its
+	// ReqID's traffic is a no-op. Unknown SPIs give ErrUnknownSPI.
+	ActivateOutbound(inSPI uint32) error
 
 	// Remove deletes the SA pair whose inbound SPI is inSPI and zeroes its
 	// keys. It also frees an SPI that AllocSPI returned and no Install
@@ -312,12 +359,35 @@ type Backend interface {
 	Close() error
 }
 
+// Trapper is the trap-policy half of a Backend (start_action: trap). None
+// and the userspace backend implement it; it joins Backend once the xfrm
+// backend does too (the runtime asserts it until then, and treats a backend
+// without it as one whose traps never fire).
+type Trapper interface {
+	// Trap installs a trap policy for the CHILD_SA configuration reqid
+	// (start_action: trap, RFC 4301 5.1): an outbound packet that matches
+	// local × remote (source in a local selector, destination in a remote
+	// one) and no installed SA raises an Acquire event with this reqid
+	// and the packet's selector, and is dropped. Backends rate-limit
+	// Acquires per trap (the runtime negotiates once, not per packet).
+	// Trap policies rank after every SA's policies and stay installed
+	// while SAs come and go: when the SAs of reqid are removed, its
+	// traffic raises Acquire again. Trapping a reqid again replaces its
+	// selectors.
+	Trap(reqid uint32, local, remote []Selector) error
+
+	// Untrap removes the trap policy of reqid; without one it returns
+	// ErrUnknownTrap.
+	Untrap(reqid uint32) error
+}
+
 // Errors a backend returns; implementations wrap them where they apply, so
 // test with errors.Is.
 var (
-	ErrClosed     = errors.New("dataplane: backend is closed")
-	ErrUnknownSPI = errors.New("dataplane: no SA with this inbound SPI")
-	ErrSPIInUse   = errors.New("dataplane: inbound SPI already installed")
-	ErrInvalidSA  = errors.New("dataplane: invalid SA")
-	ErrNoFreeSPI  = errors.New("dataplane: no free inbound SPI")
+	ErrClosed      = errors.New("dataplane: backend is closed")
+	ErrUnknownSPI  = errors.New("dataplane: no SA with this inbound SPI")
+	ErrSPIInUse    = errors.New("dataplane: inbound SPI already installed")
+	ErrInvalidSA   = errors.New("dataplane: invalid SA")
+	ErrNoFreeSPI   = errors.New("dataplane: no free inbound SPI")
+	ErrUnknownTrap = errors.New("dataplane: no trap policy with this reqid")
 )

@@ -15,9 +15,10 @@ import (
 const LarvalTimeout = 3 * time.Minute
 
 // None is the backend of `dataplane: none`: Cygnet negotiates SAs but moves
-// no packets. It allocates SPIs, keeps the installed SAs (so status and tests
-// see what a real backend would hold), reports zero counters, and raises no
-// events. It zeroes keys on Remove and Close.
+// no packets. It allocates SPIs, keeps the installed SAs, which of them
+// carries each ReqID's outbound traffic, and the trap policies (so status and
+// tests see what a real backend would hold), reports zero counters, and
+// raises no events. It zeroes keys on Remove and Close.
 type None struct {
 	rand io.Reader
 	now  func() time.Time
@@ -27,13 +28,15 @@ type None struct {
 	installed map[uint32]*noneSA
 	larval    map[uint32]time.Time // allocated, not installed: reserved until then
 	larvalQ   []larvalSPI          // the same, in allocation order, for expiry
+	traps     map[uint32][2][]Selector
 	handler   func(Event)
 }
 
 type noneSA struct {
 	sa *SA
 	// outbound is whether this SA carries the outbound traffic of its
-	// ReqID: false once a successor has been installed with replaces.
+	// ReqID: false while deferred (SA.DeferOutbound) and once a successor
+	// took over.
 	outbound bool
 }
 
@@ -53,6 +56,7 @@ func NewNone(rand io.Reader, now func() time.Time) *None {
 		now:       now,
 		installed: make(map[uint32]*noneSA),
 		larval:    make(map[uint32]time.Time),
+		traps:     make(map[uint32][2][]Selector),
 	}
 }
 
@@ -142,11 +146,68 @@ func (n *None) Install(sa *SA, replaces uint32) error {
 	delete(n.larval, sa.InSPI)
 	// Inbound first, then outbound; the old outbound stops here, under
 	// the same lock, so no packet could see neither (make-before-break).
-	n.installed[sa.InSPI] = &noneSA{sa: sa, outbound: true}
-	if old != nil {
+	n.installed[sa.InSPI] = &noneSA{sa: sa, outbound: !sa.DeferOutbound}
+	if old != nil && !sa.DeferOutbound {
 		old.outbound = false
 	}
 	return nil
+}
+
+// ActivateOutbound implements Backend.
+func (n *None) ActivateOutbound(inSPI uint32) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	e, ok := n.installed[inSPI]
+	if !ok {
+		return fmt.Errorf("%w: %08x", ErrUnknownSPI, inSPI)
+	}
+	for _, o := range n.installed {
+		if o.sa.ReqID == e.sa.ReqID {
+			o.outbound = false
+		}
+	}
+	e.outbound = true
+	return nil
+}
+
+// Trap implements Trapper: the none backend sees no packets, so a trap
+// never fires; it is only recorded.
+func (n *None) Trap(reqid uint32, local, remote []Selector) error {
+	if len(local) == 0 || len(remote) == 0 {
+		return fmt.Errorf("%w: trap without selectors", ErrInvalidSA)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	n.traps[reqid] = [2][]Selector{append([]Selector(nil), local...), append([]Selector(nil), remote...)}
+	return nil
+}
+
+// Untrap implements Trapper.
+func (n *None) Untrap(reqid uint32) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if _, ok := n.traps[reqid]; !ok {
+		return fmt.Errorf("%w: %d", ErrUnknownTrap, reqid)
+	}
+	delete(n.traps, reqid)
+	return nil
+}
+
+// Trapped returns the selectors of reqid's trap policy, for tests.
+func (n *None) Trapped(reqid uint32) (local, remote []Selector, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t, ok := n.traps[reqid]
+	return t[0], t[1], ok
 }
 
 // checkSA rejects an SA no backend could install.
@@ -216,6 +277,7 @@ func (n *None) Close() error {
 		delete(n.installed, spi)
 	}
 	clear(n.larval)
+	clear(n.traps)
 	n.larvalQ = nil
 	return nil
 }
@@ -244,4 +306,7 @@ func (n *None) Outbound(inSPI uint32) (installed, outbound bool) {
 	return true, e.outbound
 }
 
-var _ Backend = (*None)(nil)
+var (
+	_ Backend = (*None)(nil)
+	_ Trapper = (*None)(nil)
+)

@@ -207,6 +207,75 @@ func TestMakeBeforeBreak(t *testing.T) {
 	}
 }
 
+// TestDeferredOutbound is the rekey responder's make-before-break: the new
+// SA is installed with its outbound deferred, the old one carries traffic
+// until ActivateOutbound, which moves the ReqID's traffic in one step.
+func TestDeferredOutbound(t *testing.T) {
+	n := NewNone(newSeq(), nil)
+	if err := n.Install(testSA(0x1000, 0x2000), 0); err != nil {
+		t.Fatal(err)
+	}
+	other := testSA(0x5000, 0x6000)
+	other.ReqID = 2
+	if err := n.Install(other, 0); err != nil {
+		t.Fatal(err)
+	}
+	next := testSA(0x3000, 0x4000)
+	next.DeferOutbound = true
+	if err := n.Install(next, 0x1000); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		spi           uint32
+		inst, outward bool
+	}{{0x1000, true, true}, {0x3000, true, false}, {0x5000, true, true}} {
+		if inst, out := n.Outbound(c.spi); inst != c.inst || out != c.outward {
+			t.Errorf("before ActivateOutbound: %08x installed %v outbound %v; want %v %v", c.spi, inst, out, c.inst, c.outward)
+		}
+	}
+	if err := n.ActivateOutbound(0x3000); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		spi           uint32
+		inst, outward bool
+	}{{0x1000, true, false}, {0x3000, true, true}, {0x5000, true, true}} {
+		if inst, out := n.Outbound(c.spi); inst != c.inst || out != c.outward {
+			t.Errorf("after ActivateOutbound: %08x installed %v outbound %v; want %v %v", c.spi, inst, out, c.inst, c.outward)
+		}
+	}
+	if err := n.ActivateOutbound(0x3000); err != nil {
+		t.Errorf("activating again: %v", err)
+	}
+	if err := n.ActivateOutbound(0x7777); !errors.Is(err, ErrUnknownSPI) {
+		t.Errorf("ActivateOutbound of an unknown SPI: %v", err)
+	}
+}
+
+func TestNoneTrap(t *testing.T) {
+	n := NewNone(newSeq(), nil)
+	sa := testSA(0x1000, 0x2000)
+	if err := n.Trap(7, nil, sa.RemoteTS); !errors.Is(err, ErrInvalidSA) {
+		t.Errorf("Trap without local selectors: %v", err)
+	}
+	if err := n.Trap(7, sa.LocalTS, sa.RemoteTS); err != nil {
+		t.Fatal(err)
+	}
+	if l, r, ok := n.Trapped(7); !ok || len(l) != 1 || len(r) != 1 || r[0] != sa.RemoteTS[0] {
+		t.Fatalf("Trapped(7) = %v %v %v", l, r, ok)
+	}
+	if err := n.Untrap(7); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Untrap(7); !errors.Is(err, ErrUnknownTrap) {
+		t.Errorf("second Untrap: %v", err)
+	}
+	n.Close()
+	if err := n.Trap(7, sa.LocalTS, sa.RemoteTS); !errors.Is(err, ErrClosed) {
+		t.Errorf("Trap after Close: %v", err)
+	}
+}
+
 func TestCloseZeroesAndRefuses(t *testing.T) {
 	n := NewNone(newSeq(), nil)
 	sa := testSA(0x1000, 0x2000)

@@ -48,6 +48,12 @@ const (
 	// DefaultAcquireInterval is how often one trap raises Acquire while
 	// packets keep matching it.
 	DefaultAcquireInterval = time.Second
+	// DefaultRouteTable is the routing table of the routes through the
+	// TUN device (strongSwan uses 220 for its own).
+	DefaultRouteTable = 221
+	// DefaultRulePriority is the priority of the first of the routing
+	// rules that send traffic to DefaultRouteTable (see routeTable).
+	DefaultRulePriority = 221
 )
 
 // ESPSender sends UDP-encapsulated ESP packets; transport.Endpoint
@@ -72,6 +78,12 @@ type Config struct {
 	// NoRoutes: do not add routes (a test that routes by itself, or a
 	// Device that is not a kernel interface, where there are none anyway).
 	NoRoutes bool
+	// RouteTable is the routing table for the routes through the TUN
+	// device; 0 means DefaultRouteTable. RulePriority is the priority of
+	// the first of the three rules that consult it and keep Cygnet's own
+	// IKE and ESP out of it (see routeTable); 0 means
+	// DefaultRulePriority.
+	RouteTable, RulePriority int
 	// Transport sends UDP-encapsulated ESP; it may also be given later
 	// with SetTransport (the daemon does that).
 	Transport ESPSender
@@ -96,7 +108,7 @@ var (
 	// had a transport to send through.
 	ErrNoTransport = errors.New("userspace: no transport for UDP-encapsulated ESP")
 	// ErrUnknownTrap: Untrap of a reqid without a trap.
-	ErrUnknownTrap = errors.New("userspace: no trap policy with this reqid")
+	ErrUnknownTrap = dataplane.ErrUnknownTrap
 )
 
 // headroom is where packets start in the pooled buffers: room for an ESP
@@ -139,6 +151,7 @@ type trap struct {
 	reqid         uint32
 	local, remote []dataplane.Selector
 	seq           uint64
+	routes        []netip.Prefix
 	lastAcquire   atomic.Int64
 }
 
@@ -188,6 +201,8 @@ type Backend struct {
 	nextSeq uint64
 	routes  *routeTable
 	raw     *rawESP
+	// retired sums the counters of removed SA pairs, for Totals.
+	retired dataplane.Totals
 
 	outPool, inPool chan *batch
 	sendQ, writeQ   chan *batch
@@ -273,9 +288,22 @@ func New(cfg Config) (*Backend, error) {
 		if err != nil {
 			return nil, err
 		}
+		if cfg.Transport != nil {
+			b.bypass(cfg.Transport)
+		}
 		b.dev, b.ownDev = dev, true
 		if !cfg.NoRoutes {
-			b.routes = newRouteTable(dev, b.log)
+			table, pref := cfg.RouteTable, cfg.RulePriority
+			if table == 0 {
+				table = DefaultRouteTable
+			}
+			if pref == 0 {
+				pref = DefaultRulePriority
+			}
+			if b.routes, err = newRouteTable(dev, table, pref, b.log); err != nil {
+				dev.Close()
+				return nil, err
+			}
 		}
 	}
 	b.mtu = b.dev.MTU()
@@ -305,23 +333,43 @@ func New(cfg Config) (*Backend, error) {
 func (b *Backend) Device() tun.Device { return b.dev }
 
 // SetTransport sets the sender of UDP-encapsulated ESP (the daemon's
-// transport, once it is listening).
+// transport, once it is listening). With routes, the transport's ports
+// bypass the route table (see routeTable), so that Cygnet's IKE and ESP to
+// a peer never enter the tunnel, even where a remote selector covers the
+// peer's address.
 func (b *Backend) SetTransport(t transport.Endpoint) {
 	if t == nil {
 		b.sender.Store(nil)
 		return
 	}
-	b.sender.Store(&senderBox{t})
+	b.SetSender(t)
 }
 
 // SetSender sets the sender of UDP-encapsulated ESP to s (a GSOConn, or
-// anything else that sends ESP).
+// anything else that sends ESP). If s has LocalAddrs, as transports do, its
+// ports bypass the route table as with SetTransport.
 func (b *Backend) SetSender(s ESPSender) {
 	if s == nil {
 		b.sender.Store(nil)
 		return
 	}
+	b.bypass(s)
 	b.sender.Store(&senderBox{s})
+}
+
+// bypass keeps the UDP ports s sends from out of the route table.
+func (b *Backend) bypass(s ESPSender) {
+	la, ok := s.(interface{ LocalAddrs() []netip.AddrPort })
+	if !ok || b.routes == nil {
+		return
+	}
+	var ports []uint16
+	for _, a := range la.LocalAddrs() {
+		ports = append(ports, a.Port())
+	}
+	if err := b.routes.bypass(ports); err != nil {
+		b.log.Warn("userspace: Cygnet's own packets may be routed into the tunnel", "err", err)
+	}
 }
 
 // SetEventHandler implements dataplane.Backend.
@@ -440,7 +488,7 @@ func (b *Backend) Install(sa *dataplane.SA, replaces uint32) error {
 		localTS:       append([]dataplane.Selector(nil), sa.LocalTS...),
 		remoteTS:      append([]dataplane.Selector(nil), sa.RemoteTS...),
 	}
-	p.outbound.Store(true)
+	p.outbound.Store(!sa.DeferOutbound)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -466,7 +514,7 @@ func (b *Backend) Install(sa *dataplane.SA, replaces uint32) error {
 		}
 	}
 	if b.routes != nil {
-		routes, err := b.routes.add(p)
+		routes, err := b.routes.add(p.localTS, p.remoteTS)
 		if err != nil {
 			return err
 		}
@@ -477,11 +525,39 @@ func (b *Backend) Install(sa *dataplane.SA, replaces uint32) error {
 	delete(b.larval, sa.InSPI)
 	b.pairs[sa.InSPI] = p
 	b.sad.Store(sa.InSPI, p) // inbound first
-	if old != nil {
+	if old != nil && !sa.DeferOutbound {
 		old.outbound.Store(false)
 	}
 	b.publishSPD() // then the outbound switch, atomically
-	b.log.Debug("userspace: SA installed", "sa", sa, "replaces", fmt.Sprintf("%08x", replaces))
+	b.log.Debug("userspace: SA installed", "sa", sa, "replaces", fmt.Sprintf("%08x", replaces), "defer_outbound", sa.DeferOutbound)
+	return nil
+}
+
+// ActivateOutbound implements dataplane.Backend. The switch is one SPD
+// snapshot: the packet path reads either the old one (and seals with the SA
+// that carried the traffic) or the new one, never a mix, and one goroutine
+// seals, so no packet is lost or sealed twice.
+func (b *Backend) ActivateOutbound(inSPI uint32) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return dataplane.ErrClosed
+	}
+	p, ok := b.pairs[inSPI]
+	if !ok {
+		return fmt.Errorf("%w: %08x", dataplane.ErrUnknownSPI, inSPI)
+	}
+	if p.outbound.Load() {
+		return nil
+	}
+	for _, o := range b.pairs {
+		if o != p && o.sa.ReqID == p.sa.ReqID {
+			o.outbound.Store(false)
+		}
+	}
+	p.outbound.Store(true)
+	b.publishSPD()
+	b.log.Debug("userspace: outbound switched", "reqid", p.sa.ReqID, "spi_in", fmt.Sprintf("%08x", inSPI), "spi_out", fmt.Sprintf("%08x", p.sa.OutSPI))
 	return nil
 }
 
@@ -521,6 +597,9 @@ func (b *Backend) Remove(inSPI uint32) error {
 }
 
 func (b *Backend) removeLocked(p *saPair) {
+	if c, ok := b.Counters(p.sa.InSPI); ok {
+		addTotals(&b.retired, &c)
+	}
 	p.dead.Store(true)
 	delete(b.pairs, p.sa.InSPI)
 	b.sad.Delete(p.sa.InSPI)
@@ -560,6 +639,38 @@ func (b *Backend) Counters(inSPI uint32) (dataplane.Counters, bool) {
 	return c, true
 }
 
+// Totals implements dataplane.Totaler. It sums the counters of the SAs
+// installed now and of those removed, and adds the packets that belonged to
+// no SA; it costs one Counters call per SA, so the metrics endpoint calls it
+// per scrape, never the packet path.
+func (b *Backend) Totals() dataplane.Totals {
+	b.mu.Lock()
+	t := b.retired
+	for _, p := range b.pairs {
+		if c, ok := b.Counters(p.sa.InSPI); ok {
+			addTotals(&t, &c)
+		}
+	}
+	b.mu.Unlock()
+	st := b.Stats()
+	t.Drops[dataplane.DropNoSA] += st.NoSAIn
+	t.Drops[dataplane.DropMalformed] += st.MalformedIn + st.MalformedOut
+	t.Drops[dataplane.DropNoPolicy] += st.NoPolicyOut
+	t.Drops[dataplane.DropTrap] += st.TrapDrops
+	t.Drops[dataplane.DropError] += st.SendErrors + st.TUNErrors
+	return t
+}
+
+func addTotals(t *dataplane.Totals, c *dataplane.Counters) {
+	t.BytesIn += c.BytesIn
+	t.BytesOut += c.BytesOut
+	t.PacketsIn += c.PacketsIn
+	t.PacketsOut += c.PacketsOut
+	for i, n := range c.Drops {
+		t.Drops[i] += n
+	}
+}
+
 // Stats returns the counters of packets that belong to no SA.
 func (b *Backend) Stats() Stats {
 	return Stats{
@@ -573,44 +684,61 @@ func (b *Backend) Stats() Stats {
 	}
 }
 
-// Trap installs a trap policy for start_action: trap: an outbound packet
-// that matches local × remote selectors (and no installed SA) raises an
-// Acquire event with reqid and the packet's selector, at most once per
+// Trap implements dataplane.Trapper for start_action: trap: an outbound
+// packet that matches local × remote selectors (and no installed SA) raises
+// an Acquire event with reqid and the packet's selector, at most once per
 // AcquireInterval, and is dropped, as the kernel drops packets on larval
 // SAs by default (net.core.xfrm_larval_drop=1): the sender retransmits once
 // the SA is up. Trap policies rank after every SA policy (see Backend).
-// Trapping a reqid again replaces its selectors.
+// The remote selectors are routed into the TUN device, as an SA's are, so
+// that the first packet reaches the trap. Trapping a reqid again replaces
+// its selectors.
 func (b *Backend) Trap(reqid uint32, local, remote []dataplane.Selector) error {
 	if len(local) == 0 || len(remote) == 0 {
 		return fmt.Errorf("%w: trap without selectors", dataplane.ErrInvalidSA)
+	}
+	t := &trap{
+		reqid:  reqid,
+		local:  append([]dataplane.Selector(nil), local...),
+		remote: append([]dataplane.Selector(nil), remote...),
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return dataplane.ErrClosed
 	}
-	b.nextSeq++
-	b.traps[reqid] = &trap{
-		reqid:  reqid,
-		local:  append([]dataplane.Selector(nil), local...),
-		remote: append([]dataplane.Selector(nil), remote...),
-		seq:    b.nextSeq,
+	if b.routes != nil {
+		routes, err := b.routes.add(t.local, t.remote)
+		if err != nil {
+			return err
+		}
+		t.routes = routes
 	}
+	if old := b.traps[reqid]; old != nil && b.routes != nil {
+		b.routes.remove(old.routes)
+	}
+	b.nextSeq++
+	t.seq = b.nextSeq
+	b.traps[reqid] = t
 	b.publishSPD()
 	return nil
 }
 
-// Untrap removes the trap policy of reqid.
+// Untrap implements dataplane.Trapper.
 func (b *Backend) Untrap(reqid uint32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return dataplane.ErrClosed
 	}
-	if _, ok := b.traps[reqid]; !ok {
+	t, ok := b.traps[reqid]
+	if !ok {
 		return fmt.Errorf("%w: %d", ErrUnknownTrap, reqid)
 	}
 	delete(b.traps, reqid)
+	if b.routes != nil {
+		b.routes.remove(t.routes)
+	}
 	b.publishSPD()
 	return nil
 }
@@ -647,4 +775,8 @@ func (b *Backend) Close() error {
 	return errors.Join(errs...)
 }
 
-var _ dataplane.Backend = (*Backend)(nil)
+var (
+	_ dataplane.Backend = (*Backend)(nil)
+	_ dataplane.Trapper = (*Backend)(nil)
+	_ dataplane.Totaler = (*Backend)(nil)
+)

@@ -293,3 +293,113 @@ func TestControlPlane(t *testing.T) {
 		t.Fatal()
 	}
 }
+
+// TestRekeyResponderDeferred is the rekey responder's make-before-break
+// (RFC 7296 2.8): B answers A's rekey, installs the new SA with its outbound
+// deferred, and keeps sending on the old SA until ActivateOutbound, which
+// happens here in the middle of a stream. Nothing is lost or reordered, and
+// each SA carries exactly its share.
+func TestRekeyResponderDeferred(t *testing.T) {
+	tn := newMemTunnel(t, suites[0], false, false, dataplane.Tunnel)
+	oldA, oldB := tn.saA.InSPI, tn.saB.InSPI
+	seq := 0
+	stream := func(n int, during func(i int)) {
+		t.Helper()
+		var got [][]byte
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			got = tn.a.recv(t, n)
+		}()
+		first := seq
+		for i := range n {
+			tn.b.send(t, udpPacket(tn.innerB, tn.innerA, 1, 2, []byte(fmt.Sprintf("#%d", seq))))
+			seq++
+			if during != nil {
+				during(i)
+			}
+		}
+		<-done
+		for i := range got {
+			if want := fmt.Sprintf("#%d", first+i); !bytes.HasSuffix(got[i], []byte(want)) {
+				t.Fatalf("packet %d: got %q, want %s (lost or reordered)", first+i, got[i][28:], want)
+			}
+		}
+	}
+	outOf := func(b *Backend, spi uint32) uint64 { c, _ := b.Counters(spi); return c.PacketsOut }
+	inOf := func(b *Backend, spi uint32) uint64 { c, _ := b.Counters(spi); return c.PacketsIn }
+
+	stream(500, nil)
+	newA, newB := makeSAs(suites[2],
+		peerSpec{outer: tn.a.natAddr(), ts: tn.saA.LocalTS, spi: 0x1001},
+		peerSpec{outer: tn.b.natAddr(), ts: tn.saB.LocalTS, spi: 0x2001},
+		dataplane.Tunnel, true, 1, 9)
+	newB.DeferOutbound = true
+	if err := tn.b.b.Install(newB, oldB); err != nil {
+		t.Fatal(err)
+	}
+	// Deferred: B goes on sending on the old SA, which A still holds
+	// alone (its half of the rekey is not done yet).
+	stream(500, nil)
+	if n := outOf(tn.b.b, 0x2001); n != 0 {
+		t.Fatalf("the deferred SA sent %d packets before ActivateOutbound", n)
+	}
+	if n := outOf(tn.b.b, oldB); n != 1000 {
+		t.Fatalf("the old SA sent %d packets, want 1000", n)
+	}
+	// A completes the exchange and switches at once (the initiator).
+	if err := tn.a.b.Install(newA, oldA); err != nil {
+		t.Fatal(err)
+	}
+	stream(1000, func(i int) {
+		if i == 300 {
+			if err := tn.b.b.ActivateOutbound(0x2001); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	stream(100, nil)
+	oldOut, newOut := outOf(tn.b.b, oldB), outOf(tn.b.b, 0x2001)
+	if oldOut+newOut != 2100 || oldOut < 1000 || newOut < 100 {
+		t.Fatalf("B sent %d on the old SA and %d on the new one, want 2100 in all, at least 1000 and 100", oldOut, newOut)
+	}
+	if in := inOf(tn.a.b, oldA) + inOf(tn.a.b, 0x1001); in != 2100 {
+		t.Fatalf("A received %d packets, want 2100", in)
+	}
+	// ActivateOutbound again is a no-op; the old SA goes with Remove.
+	if err := tn.b.b.ActivateOutbound(0x2001); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.b.b.Remove(oldB); err != nil {
+		t.Fatal(err)
+	}
+	stream(10, nil)
+	if err := tn.b.b.ActivateOutbound(oldB); !errors.Is(err, dataplane.ErrUnknownSPI) {
+		t.Fatalf("ActivateOutbound of a removed SA: %v", err)
+	}
+}
+
+// TestTotals: the backend's totals count every SA it held, removed ones
+// included, and the packets that belonged to none.
+func TestTotals(t *testing.T) {
+	tn := newMemTunnel(t, suites[0], false, false, dataplane.Tunnel)
+	for range 5 {
+		tn.a.send(t, udpPacket(tn.innerA, tn.innerB, 1, 2, []byte("abc")))
+	}
+	tn.b.recv(t, 5)
+	tn.a.send(t, udpPacket(tn.innerA, netip.MustParseAddr("10.9.0.1"), 1, 2, nil)) // no policy
+	waitFor(t, func() bool { return tn.a.b.Stats().NoPolicyOut == 1 })
+	before := tn.a.b.Totals()
+	if before.PacketsOut != 5 || before.BytesOut != 5*31 || before.Drops[dataplane.DropNoPolicy] != 1 {
+		t.Fatalf("totals of A: %+v", before)
+	}
+	if err := tn.a.b.Remove(tn.saA.InSPI); err != nil {
+		t.Fatal(err)
+	}
+	if after := tn.a.b.Totals(); after != before {
+		t.Fatalf("totals changed with the SA's removal: %+v, then %+v", before, after)
+	}
+	if got := tn.b.b.Totals(); got.PacketsIn != 5 || got.BytesIn != 5*31 {
+		t.Fatalf("totals of B: %+v", got)
+	}
+}

@@ -298,6 +298,10 @@ func (c *GSOConn) readLoop() {
 	}
 }
 
+// LocalAddrs returns the address the socket is bound to (a Backend given
+// the conn with SetSender keeps its port out of the route table).
+func (c *GSOConn) LocalAddrs() []netip.AddrPort { return []netip.AddrPort{c.local} }
+
 // Close closes the socket and waits for the reader.
 func (c *GSOConn) Close() error {
 	err := c.f.Close()

@@ -41,12 +41,17 @@ func buildEsppeer(t *testing.T) string {
 }
 
 type netnsCase struct {
-	suite   string
-	encap   bool
-	v6outer bool
-	v6inner bool
-	offload bool
-	gso     bool
+	suite string
+	encap bool
+	// transport: transport mode, between the outer addresses. allRemote:
+	// the left side's remote selector is 0.0.0.0/0 (or ::/0), which covers
+	// the right side's outer address: its own ESP must not loop into the
+	// tunnel (the bypass rules).
+	transport, allRemote bool
+	v6outer              bool
+	v6inner              bool
+	offload              bool
+	gso                  bool
 }
 
 type netnsTunnel struct {
@@ -77,33 +82,69 @@ func startNetnsTunnel(t *testing.T, c netnsCase) *netnsTunnel {
 		tsl, tsr = "fd01::/64", "fd02::/64"
 		tn.innerL, tn.innerR = netip.MustParseAddr("fd01::1"), netip.MustParseAddr("fd02::1")
 	}
+	mode := "tunnel"
+	if c.transport {
+		mode = "transport"
+		tn.innerL, tn.innerR = netip.MustParseAddr(ol), netip.MustParseAddr(or)
+		tsl, tsr = netip.PrefixFrom(tn.innerL, tn.innerL.BitLen()).String(), netip.PrefixFrom(tn.innerR, tn.innerR.BitLen()).String()
+	}
+	// What the left side routes (the right side's local selector).
+	tsrLeft, routeWant := tsr, tsr
+	if c.allRemote {
+		tsrLeft, routeWant = "0.0.0.0/0", "default"
+		if c.v6inner {
+			tsrLeft = "::/0"
+		}
+	}
 	args := func(side, local, remote, lts, rts string) []string {
 		return []string{bin, "-side", side, "-local", local, "-remote", remote, "-local-ts", lts, "-remote-ts", rts,
-			"-suite", c.suite, fmt.Sprintf("-encap=%v", c.encap), fmt.Sprintf("-offload=%v", c.offload), fmt.Sprintf("-gso=%v", c.gso)}
+			"-suite", c.suite, "-mode", mode, fmt.Sprintf("-encap=%v", c.encap), fmt.Sprintf("-offload=%v", c.offload), fmt.Sprintf("-gso=%v", c.gso)}
 	}
-	tn.pl = left.Start(t, "esppeer[left]", testbed.StartOptions{}, args("a", ol, or, tsl, tsr)...)
-	tn.pr = right.Start(t, "esppeer[right]", testbed.StartOptions{}, args("b", or, ol, tsr, tsl)...)
+	tn.pl = left.Start(t, "esppeer[left]", testbed.StartOptions{}, args("a", ol, or, tsl, tsrLeft)...)
+	tn.pr = right.Start(t, "esppeer[right]", testbed.StartOptions{}, args("b", or, ol, tsrLeft, tsl)...)
 	tn.pl.WaitOutput(t, "ready", 10*time.Second)
 	tn.pr.WaitOutput(t, "ready", 10*time.Second)
 	// CONTRACT.md: a route per remote selector through the TUN device,
 	// from the local selector's address configured here.
 	fam := "-4"
-	if c.v6inner {
+	if c.v6inner || c.transport && c.v6outer {
 		fam = "-6"
 	}
-	routes := left.Run(t, "ip", fam, "route", "show", "dev", "cygnet0")
-	if !strings.Contains(routes, tsr) || !strings.Contains(routes, "src "+tn.innerL.String()) {
-		t.Fatalf("routes in left: %q, want %s with src %v", routes, tsr, tn.innerL)
+	routes := left.Run(t, "ip", fam, "route", "show", "table", fmt.Sprint(DefaultRouteTable), "dev", "cygnet0")
+	if !strings.Contains(routes, strings.TrimSuffix(strings.TrimSuffix(routeWant, "/32"), "/128")) || !strings.Contains(routes, "src "+tn.innerL.String()) {
+		t.Fatalf("routes in left: %q, want %s with src %v", routes, routeWant, tn.innerL)
+	}
+	// The rules that consult the table and keep the tunnel's own packets
+	// out of it.
+	rules := left.Run(t, "ip", fam, "rule", "show")
+	for _, want := range []string{
+		fmt.Sprintf("%d:\tfrom all ipproto udp sport 4500 goto %d proto 199", DefaultRulePriority, DefaultRulePriority+2),
+		fmt.Sprintf("%d:\tfrom all ipproto esp goto %d proto 199", DefaultRulePriority, DefaultRulePriority+2),
+		fmt.Sprintf("%d:\tfrom all lookup %d proto 199", DefaultRulePriority+1, DefaultRouteTable),
+		fmt.Sprintf("%d:\tfrom all nop proto 199", DefaultRulePriority+2),
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("rules in left lack %q:\n%s", want, rules)
+		}
 	}
 	return tn
 }
 
-// stop closes both data planes and checks that the device and its routes
-// are gone.
+// stop closes both data planes and checks that the traffic went through
+// them and that the device, its routes and rules are gone.
 func (tn *netnsTunnel) stop(t *testing.T) {
 	for _, p := range []*testbed.Process{tn.pl, tn.pr} {
 		if err := p.Stop(); err != nil {
 			t.Errorf("%s: %v\n%s", p.Name, err, p.Output())
+		}
+		var in, out int
+		for line := range strings.SplitSeq(p.Output(), "\n") {
+			if _, err := fmt.Sscanf(line, "counters: in %d packets", &in); err == nil {
+				fmt.Sscanf(line[strings.Index(line, "out "):], "out %d packets", &out)
+			}
+		}
+		if in == 0 || out == 0 {
+			t.Errorf("%s: ESP packets in %d, out %d: the traffic did not go through the tunnel", p.Name, in, out)
 		}
 	}
 	for _, ns := range []*testbed.Netns{tn.left, tn.right} {
@@ -114,6 +155,9 @@ func (tn *netnsTunnel) stop(t *testing.T) {
 			out, _ := ns.Exec("ip", fam, "route", "show", "table", "all")
 			if strings.Contains(out, "cygnet0") {
 				t.Errorf("routes left in %s: %s", ns.Name, out)
+			}
+			if out, _ := ns.Exec("ip", fam, "rule", "show"); strings.Contains(out, "proto 199") {
+				t.Errorf("rules left in %s: %s", ns.Name, out)
 			}
 		}
 	}
@@ -134,9 +178,20 @@ func TestNetnsTunnel(t *testing.T) {
 		netnsCase{suite: "chacha20poly1305", encap: false, v6outer: true, v6inner: true, offload: true},
 		netnsCase{suite: "aes256gcm16", encap: true, offload: true, gso: true},
 		netnsCase{suite: "aes256-sha256", encap: true, v6outer: true, v6inner: true, offload: true, gso: true},
+		// The bypass rules: a peer reached through its own tunnel.
+		netnsCase{suite: "aes256gcm16", encap: false, transport: true},
+		netnsCase{suite: "aes256gcm16", encap: true, transport: true, v6outer: true},
+		netnsCase{suite: "aes256gcm16", encap: true, allRemote: true},
+		netnsCase{suite: "chacha20poly1305", encap: false, allRemote: true, v6outer: true, v6inner: true},
 	)
 	for _, c := range cases {
 		name := fmt.Sprintf("%s/encap=%v/outer6=%v/inner6=%v/offload=%v/gso=%v", c.suite, c.encap, c.v6outer, c.v6inner, c.offload, c.gso)
+		if c.transport {
+			name += "/transport"
+		}
+		if c.allRemote {
+			name += "/all-remote"
+		}
 		t.Run(name, func(t *testing.T) {
 			tn := startNetnsTunnel(t, c)
 			for _, dir := range []struct {

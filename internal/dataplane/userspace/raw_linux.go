@@ -18,7 +18,9 @@ import (
 
 // rawESP sends and receives plain ESP (IP protocol 50, RFC 4303) for SAs
 // without UDP encapsulation, through raw sockets (CAP_NET_RAW): the kernel
-// writes the outer IP header (source by route) on send, and hands every
+// writes the outer IP header on send, from the SA's local address (an
+// IP_PKTINFO or IPV6_PKTINFO control message per packet: the route's
+// preferred source may be another address of the host), and hands every
 // received protocol-50 packet to the socket.
 type rawESP struct {
 	b      *Backend
@@ -29,6 +31,7 @@ type rawESP struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6
+	oob   []uint64 // rawOOB bytes per packet, 8-aligned for the cmsg headers
 }
 
 type rawSocket struct {
@@ -68,6 +71,7 @@ func (b *Backend) openRaw() error {
 		hdrs:  make([]unix.Mmsghdr, rawBatch),
 		iovs:  make([]unix.Iovec, rawBatch),
 		names: make([]unix.RawSockaddrInet6, rawBatch),
+		oob:   make([]uint64, rawBatch*rawOOB/8),
 	}
 	var err error
 	if r.v4, err = openRawSocket(false); err != nil {
@@ -251,6 +255,12 @@ func (r *rawESP) send(pkts []transport.Packet) (failed int) {
 				*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: p.Remote.Addr().Unmap().As4()}
 				h.Namelen = unix.SizeofSockaddrInet4
 			}
+			h.Control, h.Controllen = nil, 0
+			if src := p.Local.Addr(); src.IsValid() && !src.IsUnspecified() {
+				oob := unsafe.Slice((*byte)(unsafe.Pointer(&r.oob[n*rawOOB/8])), rawOOB)
+				h.Control = &oob[0]
+				h.SetControllen(putPktinfo(oob, src, v6))
+			}
 			n++
 		}
 		s := r.v4
@@ -279,6 +289,29 @@ func (r *rawESP) send(pkts []transport.Packet) (failed int) {
 		}
 	}
 	return failed
+}
+
+// putPktinfo writes the control message that makes the kernel send from
+// src (struct in_pktinfo's ipi_spec_dst, or in6_pktinfo's address; interface
+// index 0: routing picks it) and returns its length.
+func putPktinfo(oob []byte, src netip.Addr, v6 bool) int {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	if !v6 {
+		n := unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+		clear(oob[:n])
+		h.Level, h.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+		a := src.Unmap().As4()
+		copy(oob[unix.CmsgLen(0)+4:], a[:])
+		return n
+	}
+	n := unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+	clear(oob[:n])
+	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	a := src.As16()
+	copy(oob[unix.CmsgLen(0):], a[:])
+	return n
 }
 
 func (r *rawESP) close() error {

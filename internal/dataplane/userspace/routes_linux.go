@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
+	"github.com/cygnet-ipsec/cygnet/internal/esp"
 	"github.com/cygnet-ipsec/cygnet/internal/tun"
 )
 
@@ -23,39 +25,157 @@ func openTUN(name string, mtu int, offload bool, batch int) (*tun.Linux, error) 
 	return dev, nil
 }
 
-// routeProto marks the routes Cygnet adds (RTPROT_STATIC), so `ip route`
-// shows them as static routes through the TUN device.
-const routeProto = unix.RTPROT_STATIC
+// routeProto marks the routes and rules Cygnet adds, so that a restarted
+// Cygnet finds (and removes) what a crashed one left behind, and `ip route`
+// and `ip rule` show them as "proto cygnet" numbers of their own (values
+// above RTPROT_STATIC are for routing daemons, rtnetlink(7)).
+const routeProto = 199
 
-// routeTable keeps one route per remote traffic selector prefix through the
-// TUN device (CONTRACT.md, "Userspace data plane"), counted by the SAs that
-// need it: a rekeyed SA and its predecessor share their routes, and the
-// route goes when the last of them does.
+// routeTable keeps the routes through the TUN device (CONTRACT.md,
+// "Userspace data plane"): one per remote traffic selector prefix of the
+// installed SAs and trap policies, counted by their users (a rekeyed SA and
+// its predecessor share their routes, and a route goes when the last of them
+// does).
+//
+// The routes live in a table of their own (Config.RouteTable), which a rule
+// consults before the main table, as strongSwan does with table 220. That
+// alone would route Cygnet's own packets to a peer into the tunnel whenever
+// a remote selector covers the peer's address: in transport mode always (the
+// selector is the peer), in tunnel mode with 0.0.0.0/0 and the like. Bypass
+// rules ahead of it keep Cygnet's packets out of the table (they jump past
+// it to the rules that follow): IKE and UDP-encapsulated ESP by their source
+// ports (the transport's IKE and NAT-T ports, BypassPorts) and plain ESP by
+// its protocol. Rule priorities (Config.RulePriority = P):
+//
+//	P    ipproto udp sport <IKE port>    goto P+2   (and the NAT-T port)
+//	P    ipproto esp                     goto P+2
+//	P+1  lookup <RouteTable>
+//	P+2  nop                              (on to the main table)
 type routeTable struct {
 	index int
+	table int
+	pref  int
 	log   *slog.Logger
 
-	mu   sync.Mutex
-	refs map[netip.Prefix]int
+	mu    sync.Mutex
+	refs  map[netip.Prefix]int
+	ports []uint16
+	rules []*netlink.Rule // installed, in the order to delete them
 }
 
-func newRouteTable(dev tun.Device, log *slog.Logger) *routeTable {
-	r := &routeTable{log: log, refs: make(map[netip.Prefix]int)}
+// families are the address families of the rules.
+var families = []int{netlink.FAMILY_V4, netlink.FAMILY_V6}
+
+func newRouteTable(dev tun.Device, table, pref int, log *slog.Logger) (*routeTable, error) {
+	r := &routeTable{table: table, pref: pref, log: log, refs: make(map[netip.Prefix]int)}
 	if l, ok := dev.(*tun.Linux); ok {
 		r.index = l.Index()
 	}
-	return r
+	r.removeStale()
+	for _, fam := range families {
+		nop := r.rule(fam, pref+2)
+		nop.Type = unix.FR_ACT_NOP
+		lookup := r.rule(fam, pref+1)
+		lookup.Table = table
+		espBypass := r.rule(fam, pref)
+		espBypass.IPProto = esp.ProtoESP
+		espBypass.Goto = pref + 2
+		for _, rl := range []*netlink.Rule{nop, lookup, espBypass} {
+			if err := netlink.RuleAdd(rl); err != nil {
+				if fam == netlink.FAMILY_V6 {
+					// A host without IPv6 routes IPv4 only.
+					r.log.Debug("userspace: no IPv6 policy routing", "err", err)
+					break
+				}
+				r.close()
+				return nil, fmt.Errorf("userspace: adding routing rule %v: %w", rl, err)
+			}
+			r.rules = append([]*netlink.Rule{rl}, r.rules...) // delete in reverse
+		}
+	}
+	return r, nil
 }
 
-// add adds the routes of p's remote selectors and returns their prefixes.
-// A transport-mode SA gets none: its remote selector is the peer itself,
-// whose IKE and ESP must not be routed into the tunnel.
-func (r *routeTable) add(p *saPair) ([]netip.Prefix, error) {
-	if r.index == 0 || p.transportMode {
+func (r *routeTable) rule(family, pref int) *netlink.Rule {
+	rl := netlink.NewRule()
+	rl.Family = family
+	rl.Priority = pref
+	rl.Protocol = routeProto
+	return rl
+}
+
+// removeStale deletes the rules a previous Cygnet left (crashed, or killed):
+// ours by their protocol. Routes need no such care: they go with the TUN
+// device that died with that process.
+func (r *routeTable) removeStale() {
+	for _, fam := range families {
+		rules, err := netlink.RuleList(fam)
+		if err != nil {
+			continue
+		}
+		for i := range rules {
+			if rules[i].Protocol == routeProto {
+				if err := netlink.RuleDel(&rules[i]); err == nil {
+					r.log.Info("userspace: removed a stale routing rule", "rule", rules[i].String())
+				}
+			}
+		}
+	}
+}
+
+// bypass makes ports the source ports whose UDP skips the route table: the
+// transport's IKE and NAT-T ports.
+func (r *routeTable) bypass(ports []uint16) error {
+	ports = slices.Clone(ports)
+	slices.Sort(ports)
+	ports = slices.Compact(ports)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for _, p := range ports {
+		if slices.Contains(r.ports, p) {
+			continue
+		}
+		for _, fam := range families {
+			rl := r.rule(fam, r.pref)
+			rl.IPProto = unix.IPPROTO_UDP
+			rl.Sport = netlink.NewRulePortRange(p, p)
+			rl.Goto = r.pref + 2
+			if err := netlink.RuleAdd(rl); err != nil {
+				if fam == netlink.FAMILY_V4 {
+					errs = append(errs, fmt.Errorf("userspace: bypass rule for UDP port %d: %w", p, err))
+				}
+				continue
+			}
+			r.rules = append([]*netlink.Rule{rl}, r.rules...)
+		}
+	}
+	for _, p := range r.ports {
+		if slices.Contains(ports, p) {
+			continue
+		}
+		r.rules = slices.DeleteFunc(r.rules, func(rl *netlink.Rule) bool {
+			if rl.Sport == nil || rl.Sport.Start != p {
+				return false
+			}
+			if err := netlink.RuleDel(rl); err != nil {
+				r.log.Warn("userspace: removing bypass rule", "port", p, "err", err)
+			}
+			return true
+		})
+	}
+	r.ports = ports
+	return errors.Join(errs...)
+}
+
+// add adds the routes of the remote selectors (with a source address from
+// the local ones) and returns their prefixes, for remove.
+func (r *routeTable) add(local, remote []dataplane.Selector) ([]netip.Prefix, error) {
+	if r.index == 0 {
 		return nil, nil
 	}
 	var prefixes []netip.Prefix
-	for _, s := range p.remoteTS {
+	for _, s := range remote {
 		prefixes = append(prefixes, rangePrefixes(s.Start, s.End)...)
 	}
 	r.mu.Lock()
@@ -67,14 +187,8 @@ func (r *routeTable) add(p *saPair) ([]netip.Prefix, error) {
 			added = append(added, pfx)
 			continue
 		}
-		src := localSource(p.localTS, pfx.Addr().Is4())
-		rt := &netlink.Route{
-			LinkIndex: r.index,
-			Dst:       prefixNet(pfx),
-			Protocol:  routeProto,
-			Scope:     netlink.SCOPE_LINK,
-		}
-		if src.IsValid() {
+		rt := r.route(pfx)
+		if src := localSource(local, pfx.Addr().Is4()); src.IsValid() {
 			rt.Src = net.IP(src.AsSlice())
 		}
 		if err := netlink.RouteReplace(rt); err != nil {
@@ -89,14 +203,23 @@ func (r *routeTable) add(p *saPair) ([]netip.Prefix, error) {
 	return added, nil
 }
 
+func (r *routeTable) route(pfx netip.Prefix) *netlink.Route {
+	return &netlink.Route{
+		LinkIndex: r.index,
+		Dst:       prefixNet(pfx),
+		Table:     r.table,
+		Protocol:  routeProto,
+		Scope:     netlink.SCOPE_LINK,
+	}
+}
+
 func (r *routeTable) unref(pfx netip.Prefix) {
 	r.refs[pfx]--
 	if r.refs[pfx] > 0 {
 		return
 	}
 	delete(r.refs, pfx)
-	rt := &netlink.Route{LinkIndex: r.index, Dst: prefixNet(pfx), Protocol: routeProto, Scope: netlink.SCOPE_LINK}
-	if err := netlink.RouteDel(rt); err != nil && !errors.Is(err, unix.ESRCH) {
+	if err := netlink.RouteDel(r.route(pfx)); err != nil && !errors.Is(err, unix.ESRCH) {
 		r.log.Warn("userspace: removing route", "dst", pfx, "err", err)
 	}
 }
@@ -109,8 +232,9 @@ func (r *routeTable) remove(prefixes []netip.Prefix) {
 	}
 }
 
-// close removes every route; closing the device would remove them too, but
-// a device that outlives us (a persistent one) must not keep them.
+// close removes every route and rule; closing the device would remove the
+// routes too, but a device that outlives us (a persistent one) must not
+// keep them, and rules outlive any device.
 func (r *routeTable) close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -118,7 +242,14 @@ func (r *routeTable) close() error {
 		r.refs[pfx] = 1
 		r.unref(pfx)
 	}
-	return nil
+	var errs []error
+	for _, rl := range r.rules {
+		if err := netlink.RuleDel(rl); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("userspace: removing routing rule %v: %w", rl, err))
+		}
+	}
+	r.rules, r.ports = nil, nil
+	return errors.Join(errs...)
 }
 
 // localSource returns an address configured on this host that lies in one
@@ -139,6 +270,9 @@ func localSource(local []dataplane.Selector, v4 bool) netip.Addr {
 				continue
 			}
 			ip = ip.Unmap()
+			if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+				continue // never a source for routed packets
+			}
 			if ip.Is4() == s.Start.Is4() && !ip.Less(s.Start) && !s.End.Less(ip) {
 				return ip
 			}
@@ -149,42 +283,4 @@ func localSource(local []dataplane.Selector, v4 bool) netip.Addr {
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-// rangePrefixes covers start..end with the fewest prefixes.
-func rangePrefixes(start, end netip.Addr) []netip.Prefix {
-	if !start.IsValid() || start.Is4() != end.Is4() || end.Less(start) {
-		return nil
-	}
-	var out []netip.Prefix
-	for {
-		// The largest prefix that starts at start and ends at or before end.
-		bits := start.BitLen()
-		for bits > 0 {
-			p, err := start.Prefix(bits - 1)
-			if err != nil || p.Addr() != start || end.Less(lastAddr(p)) {
-				break
-			}
-			bits--
-		}
-		p := netip.PrefixFrom(start, bits)
-		out = append(out, p)
-		last := lastAddr(p)
-		if last == end || len(out) > 256 {
-			return out
-		}
-		start = last.Next()
-		if !start.IsValid() {
-			return out
-		}
-	}
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
