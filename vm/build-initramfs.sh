@@ -77,7 +77,8 @@ if [ ! -f "$kdir/vmlinuz" ]; then
 	log "downloading $pkg=$ver"
 	# apt drops privileges to _apt for downloads: give it a directory it may write.
 	chmod 0777 "$tmp"
-	(cd "$tmp" && apt-get download -q "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
+	sandbox=(); [ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
+	(cd "$tmp" && apt-get download -q "${sandbox[@]}" "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
 	deb=$(ls "$tmp"/*.deb)
 	mkdir -p "$tmp/root"
 	dpkg-deb -x "$deb" "$tmp/root"

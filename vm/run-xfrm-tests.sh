@@ -8,7 +8,7 @@
 # be there already. Extra arguments go to `go test` (e.g. -run TestPing -v).
 #
 # Environment: PACKAGES (default ./internal/dataplane/xfrm/), GO_TEST_FLAGS (default
-# "-count=1 -timeout 30m"), and those of vm/go-test-exec and vm/build-initramfs.sh.
+# "-race -count=1 -timeout 30m"), and those of vm/go-test-exec and vm/build-initramfs.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,5 +35,5 @@ start=$(date +%s)
 # Build (or find) the kernel and initramfs once, outside the timed test.
 ./vm/build-initramfs.sh >/dev/null
 # shellcheck disable=SC2086
-go test ${GO_TEST_FLAGS:--count=1 -timeout 30m} -exec "$PWD/vm/go-test-exec" "$@" ${PACKAGES:-./internal/dataplane/xfrm/}
+go test ${GO_TEST_FLAGS:--race -count=1 -timeout 30m} -exec "$PWD/vm/go-test-exec" "$@" ${PACKAGES:-./internal/dataplane/xfrm/}
 echo "vm/run-xfrm-tests.sh: VM tests finished in $(($(date +%s) - start))s"

@@ -33,7 +33,14 @@ type Backend struct {
 	larval   map[uint32]larvalState // allocated SPIs not yet installed
 	policies map[policyKey]*policy  // what Cygnet holds in the SPD
 	traps    map[uint32]*trap       // by SA.ReqID
+	// lastAcquire rate-limits Acquire events per request ID: the kernel
+	// sends one per flow, the runtime negotiates once.
+	lastAcquire map[uint32]time.Time
 }
+
+// AcquireInterval is the least time between two Acquire events of one
+// request ID.
+const AcquireInterval = time.Second
 
 // stateKey names a state as the kernel does: destination, SPI (ESP only).
 type stateKey struct {
@@ -132,6 +139,8 @@ func New(cfg Config) (*Backend, error) {
 		policies: make(map[policyKey]*policy),
 		traps:    make(map[uint32]*trap),
 		monDone:  make(chan struct{}),
+
+		lastAcquire: make(map[uint32]time.Time),
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -255,9 +264,15 @@ func (b *Backend) expireLarval(now time.Time) {
 	}
 }
 
-// Install implements dataplane.Backend: policy-based mode, both directions.
+// Install implements dataplane.Backend in policy-based mode. With
+// sa.DeferOutbound the outbound state waits for ActivateOutbound (the
+// kernel would prefer a new outbound state over the old one from the moment
+// it exists).
 func (b *Backend) Install(sa *dataplane.SA, replaces uint32) error {
-	return b.InstallWith(sa, replaces, InstallOptions{})
+	if sa == nil {
+		return fmt.Errorf("%w: nil", dataplane.ErrInvalidSA)
+	}
+	return b.InstallWith(sa, replaces, InstallOptions{InboundOnly: sa.DeferOutbound})
 }
 
 // InstallWith installs an SA pair with options Install does not take. The
@@ -343,8 +358,11 @@ func (b *Backend) InstallWith(sa *dataplane.SA, replaces uint32, opts InstallOpt
 	return nil
 }
 
-// ActivateOutbound completes an SA pair installed with InboundOnly: its
-// outbound state replaces the previous one of its request ID from now on.
+// ActivateOutbound implements dataplane.Backend: it completes an SA pair
+// installed with DeferOutbound (InboundOnly) by adding its outbound state,
+// which the kernel prefers over the older ones of the same request ID from
+// then on (it bumps their generation, so cached routes switch at once).
+// For a pair whose outbound state is installed it does nothing.
 func (b *Backend) ActivateOutbound(inSPI uint32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -786,13 +804,41 @@ func (b *Backend) RemoveTrap(reqid uint32) error {
 	if b.closed {
 		return dataplane.ErrClosed
 	}
+	return b.removeTrap(reqid)
+}
+
+func (b *Backend) removeTrap(reqid uint32) error {
 	t, ok := b.traps[reqid]
 	if !ok {
-		return fmt.Errorf("xfrm: no trap with reqid %d", reqid)
+		return fmt.Errorf("%w: %d", dataplane.ErrUnknownTrap, reqid)
 	}
 	delete(b.traps, reqid)
 	return b.releasePolicies(0, t.keys)
 }
+
+// Trap implements dataplane.Backend with InstallTrap in transport mode:
+// without the peer's address the template names only the request ID, and
+// the kernel's ACQUIRE carries the packet's addresses. An SA installed for
+// reqid with the same selectors takes the policies over, with its own
+// template; another reqid's policies rank first anyway (lower priority
+// values). Trapping reqid again replaces its selectors.
+func (b *Backend) Trap(reqid uint32, local, remote []dataplane.Selector) error {
+	if len(local) == 0 || len(remote) == 0 {
+		return fmt.Errorf("%w: trap without selectors", dataplane.ErrInvalidSA)
+	}
+	b.mu.Lock()
+	if _, ok := b.traps[reqid]; ok {
+		if err := b.removeTrap(reqid); err != nil {
+			b.mu.Unlock()
+			return err
+		}
+	}
+	b.mu.Unlock()
+	return b.InstallTrap(Trap{ReqID: reqid, Mode: dataplane.Transport, LocalTS: local, RemoteTS: remote})
+}
+
+// Untrap implements dataplane.Backend.
+func (b *Backend) Untrap(reqid uint32) error { return b.RemoveTrap(reqid) }
 
 // Counters implements dataplane.Backend with the kernel's per-state
 // lifetime counters and statistics (XFRM_MSG_GETSA). Bytes are what the
@@ -920,6 +966,18 @@ func (b *Backend) decodeEvent(m nlmsg) []dataplane.Event {
 			return nil
 		}
 		e, ok := b.acquireEvent(a)
+		if !ok {
+			return nil
+		}
+		now := time.Now()
+		b.mu.Lock()
+		last, seen := b.lastAcquire[e.ReqID]
+		if !seen || now.Sub(last) >= AcquireInterval {
+			b.lastAcquire[e.ReqID] = now
+		} else {
+			ok = false
+		}
+		b.mu.Unlock()
 		if !ok {
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
@@ -21,6 +22,8 @@ func newTestBackend() *Backend {
 		larval:   make(map[uint32]larvalState),
 		policies: make(map[policyKey]*policy),
 		traps:    make(map[uint32]*trap),
+
+		lastAcquire: make(map[uint32]time.Time),
 	}
 }
 
@@ -116,6 +119,11 @@ func TestEvents(t *testing.T) {
 	if len(events) != 1 || events[0] != want {
 		t.Errorf("acquire: %+v, want %+v", events, want)
 	}
+	// A second ACQUIRE within AcquireInterval is not passed on.
+	if ev := b.decodeEvent(nlmsg{typ: msgAcquire, data: encodeAcquire(acq, encodeTmpls(userTmpl{reqid: DefaultReqIDBase + 7}))}); len(ev) != 0 {
+		t.Errorf("acquire not rate-limited: %+v", ev)
+	}
+	delete(b.lastAcquire, 7)
 	acq.sel.proto, acq.sel.sport, acq.sel.dport = protoICMP, 8, 0
 	events = b.decodeEvent(nlmsg{typ: msgAcquire, data: encodeAcquire(acq, encodeTmpls(userTmpl{reqid: DefaultReqIDBase + 7}))})
 	if len(events) != 1 || events[0].Packet.StartPort != 0x0800 {

@@ -538,3 +538,101 @@ func TestClosed(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestTrapInterface: dataplane.Backend's Trap (no outer addresses: a
+// transport-mode template) raises an Acquire with the packet's selector,
+// rate-limited; a tunnel-mode SA of the same reqid then carries the
+// traffic, and after its removal the trap is still there; trapping again
+// replaces the selectors; Untrap of a missing trap is ErrUnknownTrap.
+func TestTrapInterface(t *testing.T) {
+	a, b := newSites(t)
+	const reqid = 12
+	// The ACQUIRE leaves a larval state in the kernel (spi 0, transport
+	// mode, the packet's addresses) that the tunnel-mode SA below does not
+	// complete: it goes after net.core.xfrm_acq_expires, here 2 s.
+	if err := writeSysctl(a.path(), "net/core/xfrm_acq_expires", "2"); err != nil {
+		t.Fatal(err)
+	}
+	// dataplane.Trapper's methods (part of dataplane.Backend once every
+	// backend has them).
+	var be interface {
+		Trap(reqid uint32, local, remote []dataplane.Selector) error
+		Untrap(reqid uint32) error
+	} = a.b
+	if err := be.Trap(reqid, hostTS(a.inner6), hostTS(b.inner6)); err != nil {
+		t.Fatal(err)
+	}
+	ping(t, a, a.inner6, b.inner6, 1, 0)
+	e := a.waitEvent(t, "acquire", func(e dataplane.Event) bool { return e.Kind == dataplane.Acquire && e.ReqID == reqid })
+	if e.Packet.Start != a.inner6 || e.Packet.End != b.inner6 || e.Packet.Protocol != 58 {
+		t.Errorf("acquire event %+v", e)
+	}
+	sa, sb := installPair(t, a, b, chacha, dataplane.Tunnel, true, false, reqid, InstallOptions{})
+	pingBoth(t, a, b, true, 3)
+	if err := a.b.Remove(sa.InSPI); err != nil {
+		t.Fatal(err)
+	}
+	b.b.Remove(sb.InSPI)
+	if out := a.ip(t, "xfrm", "policy"); !strings.Contains(out, "dir out") {
+		t.Errorf("the trap went with the SA:\n%s", out)
+	}
+	// Replace the selectors: the old policy goes, the new one is there.
+	if err := be.Trap(reqid, hostTS(a.inner4), hostTS(b.inner4)); err != nil {
+		t.Fatal(err)
+	}
+	out := a.ip(t, "xfrm", "policy")
+	if strings.Contains(out, "fd01::1") || !strings.Contains(out, "10.1.0.1") {
+		t.Errorf("after re-trapping:\n%s", out)
+	}
+	if err := be.Untrap(reqid); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Untrap(reqid); !errors.Is(err, dataplane.ErrUnknownTrap) {
+		t.Errorf("Untrap of a removed trap: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if strings.TrimSpace(a.ip(t, "xfrm", "state")) == "" {
+			break
+		}
+	}
+	a.requireEmpty(t)
+}
+
+// TestDeferOutbound: dataplane.SA.DeferOutbound keeps outbound traffic on
+// the old SA until ActivateOutbound.
+func TestDeferOutbound(t *testing.T) {
+	a, b := newSites(t)
+	oldA, oldB := installPair(t, a, b, gcm16, dataplane.Tunnel, false, false, 4, InstallOptions{})
+	spiA, _ := a.b.AllocSPIFor(oldA.Local.Addr(), oldA.Remote.Addr(), 4)
+	spiB, _ := b.b.AllocSPIFor(oldB.Local.Addr(), oldB.Remote.Addr(), 4)
+	newA, newB := newPair(t, gcm16, dataplane.Tunnel, oldA.Local, oldA.Remote, oldA.LocalTS, oldA.RemoteTS, 4, spiA, spiB)
+	newA.DeferOutbound, newB.DeferOutbound = true, true
+	if err := a.b.Install(newA, oldA.InSPI); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.b.Install(newB, oldB.InSPI); err != nil {
+		t.Fatal(err)
+	}
+	pingBoth(t, a, b, false, 2)
+	if c, _ := a.b.Counters(newA.InSPI); c.PacketsOut != 0 || c.PacketsIn != 0 {
+		t.Errorf("deferred SA carried traffic before ActivateOutbound: %+v", c)
+	}
+	for _, x := range []struct {
+		s   *site
+		spi uint32
+	}{{b, newB.InSPI}, {a, newA.InSPI}} {
+		if err := x.s.b.ActivateOutbound(x.spi); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.s.b.ActivateOutbound(x.spi); err != nil {
+			t.Errorf("second ActivateOutbound: %v", err)
+		}
+	}
+	pingBoth(t, a, b, false, 2)
+	if c, _ := a.b.Counters(newA.InSPI); c.PacketsOut != 4 || c.PacketsIn != 4 {
+		t.Errorf("activated SA: %+v", c)
+	}
+	if err := a.b.ActivateOutbound(0x4242); !errors.Is(err, dataplane.ErrUnknownSPI) {
+		t.Errorf("ActivateOutbound of an unknown SPI: %v", err)
+	}
+}
