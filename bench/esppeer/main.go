@@ -86,7 +86,8 @@ func main() {
 	offload := flag.Bool("offload", false, "TUN TSO offload")
 	seed := flag.String("seed", "test", "key seed")
 	batch := flag.Int("batch", 0, "batch size")
-	gso := flag.Bool("gso", false, "send and receive ESP through a UDP socket with UDP_SEGMENT/UDP_GRO (userspace.GSOConn) instead of the transport")
+	udpOffload := flag.Bool("udp-offload", true, "UDP GSO/GRO on the transport's NAT-T socket (transport.Config.NoOffload when false)")
+	gso := flag.Bool("gso", false, "send and receive ESP through userspace.GSOConn instead of the transport")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
 
@@ -141,7 +142,7 @@ func main() {
 		b.SetSender(g)
 		u = g
 	} else {
-		t, err := transport.ListenUDP(transport.Config{Addrs: []netip.Addr{la}, Port: *port + 1, NATPort: *port, Log: log}, handler{b})
+		t, err := transport.ListenUDP(transport.Config{Addrs: []netip.Addr{la}, Port: *port + 1, NATPort: *port, NoOffload: !*udpOffload, Log: log}, handler{b})
 		if err != nil {
 			b.Close()
 			fail(err)

@@ -25,27 +25,49 @@ func (h *countingHandler) HandleESP(batch []Packet) {
 	}
 }
 
+// benchCases are the send shapes of the benchmarks: one packet per call,
+// and batches as the data plane hands them over, with UDP GSO/GRO (where the
+// kernel has them) and without.
+var benchCases = []struct {
+	batch     int
+	noOffload bool
+}{
+	{1, false},
+	{32, true},
+	{32, false},
+	{64, true},
+	{64, false},
+}
+
+func benchName(batch int, noOffload bool) string {
+	if noOffload {
+		return fmt.Sprintf("batch=%d/offload=off", batch)
+	}
+	return fmt.Sprintf("batch=%d/offload=on", batch)
+}
+
 // BenchmarkESPLoopback sends ESP packets of 1400 octets through SendESP to
 // a second transport over loopback and counts them in its HandleESP: the
-// whole userspace path, sendmmsg to recvmmsg and demultiplexing. One op is
-// one packet, so allocs/op is per packet (both sides: the receiver's
-// goroutine is in the same process). The sender keeps at most window
-// packets in flight so the receive buffer does not overflow.
+// whole userspace path, sendmmsg to recvmmsg and demultiplexing (and with
+// offload, UDP_SEGMENT to UDP_GRO and splitting). One op is one packet, so
+// allocs/op is per packet (both sides: the receiver's goroutine is in the
+// same process). The sender keeps at most window packets in flight so the
+// receive buffer does not overflow.
 func BenchmarkESPLoopback(b *testing.B) {
-	for _, batch := range []int{1, 32} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchESP(b, batch) })
+	for _, c := range benchCases {
+		b.Run(benchName(c.batch, c.noOffload), func(b *testing.B) { benchESP(b, c.batch, c.noOffload) })
 	}
 }
 
-func benchESP(b *testing.B, batch int) {
+func benchESP(b *testing.B, batch int, noOffload bool) {
 	const size, window = 1400, 1024
 	rx := &countingHandler{wake: make(chan struct{}, 1)}
-	recv, err := ListenUDP(Config{Addrs: []netip.Addr{lo2}}, rx)
+	recv, err := ListenUDP(Config{Addrs: []netip.Addr{lo2}, NoOffload: noOffload}, rx)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer recv.Close()
-	send, err := ListenUDP(Config{Addrs: []netip.Addr{lo1}}, &countingHandler{wake: make(chan struct{}, 1)})
+	send, err := ListenUDP(Config{Addrs: []netip.Addr{lo1}, NoOffload: noOffload}, &countingHandler{wake: make(chan struct{}, 1)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,17 +125,18 @@ func benchESP(b *testing.B, batch int) {
 // BenchmarkSendESP measures the send side alone: SendESP to a socket that
 // nobody reads (the kernel drops what its buffer cannot hold), so the cost
 // is the syscalls and our preparation, batch 1 (one sendmmsg per packet)
-// against 32. One op is one packet.
+// against batches, with and without GSO. One op is one packet.
 func BenchmarkSendESP(b *testing.B) {
-	for _, batch := range []int{1, 32} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+	for _, c := range benchCases {
+		batch := c.batch
+		b.Run(benchName(batch, c.noOffload), func(b *testing.B) {
 			const size = 1400
 			sink, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo2, 0)))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer sink.Close()
-			send, err := ListenUDP(Config{Addrs: []netip.Addr{lo1}}, &countingHandler{wake: make(chan struct{}, 1)})
+			send, err := ListenUDP(Config{Addrs: []netip.Addr{lo1}, NoOffload: c.noOffload}, &countingHandler{wake: make(chan struct{}, 1)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -15,8 +15,9 @@ import (
 )
 
 // oobWords is the control buffer per message, in uint64 words so that every
-// cmsghdr in it is aligned. 64 bytes hold one in6_pktinfo (40 with header).
-const oobWords = 8
+// cmsghdr in it is aligned. 128 bytes hold an in6_pktinfo (40 with header)
+// and a UDP_GRO or UDP_SEGMENT message (24) with room to spare.
+const oobWords = 16
 
 // putSockaddr writes ap into sa as a sockaddr_in (v6 false) or sockaddr_in6
 // and returns its length, or 0 if ap does not fit the socket's family.
@@ -119,18 +120,35 @@ func putPktinfo(oob []byte, src netip.Addr) int {
 	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 }
 
+// nextCmsg splits the first control message off oob: its header, its data
+// and the rest of the buffer. ok is false at the end of the buffer and for
+// a header whose length does not fit it. oob must be aligned.
+func nextCmsg(oob []byte) (h *unix.Cmsghdr, data, rest []byte, ok bool) {
+	hdrLen := unix.CmsgLen(0)
+	if len(oob) < hdrLen {
+		return nil, nil, nil, false
+	}
+	h = (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	l := uint64(h.Len) // compare before converting: a huge length must not wrap
+	if l < uint64(hdrLen) || l > uint64(len(oob)) {
+		return nil, nil, nil, false
+	}
+	data = oob[hdrLen:l]
+	if next := cmsgAlign(int(l)); next < len(oob) {
+		rest = oob[next:]
+	}
+	return h, data, rest, true
+}
+
 // getPktinfo finds the datagram's destination address in the control
 // messages of a socket with IP_PKTINFO or IPV6_RECVPKTINFO on. oob must be
 // aligned.
 func getPktinfo(oob []byte, v6 bool) (netip.Addr, bool) {
-	hdrLen := unix.CmsgLen(0)
-	for len(oob) >= hdrLen {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		l := int(h.Len)
-		if l < hdrLen || l > len(oob) {
+	for {
+		h, data, rest, ok := nextCmsg(oob)
+		if !ok {
 			return netip.Addr{}, false
 		}
-		data := oob[hdrLen:l]
 		switch {
 		case !v6 && h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO &&
 			len(data) >= unix.SizeofInet4Pktinfo:
@@ -147,13 +165,43 @@ func getPktinfo(oob []byte, v6 bool) (netip.Addr, bool) {
 			}
 			return a, true
 		}
-		next := cmsgAlign(l)
-		if next >= len(oob) {
-			break
-		}
-		oob = oob[next:]
+		oob = rest
 	}
-	return netip.Addr{}, false
+}
+
+// getGROSize returns the segment size of a datagram that the kernel
+// coalesced (UDP_GRO: the control message holds an int), or 0 if there is
+// none. oob must be aligned.
+func getGROSize(oob []byte) int {
+	for {
+		h, data, rest, ok := nextCmsg(oob)
+		if !ok {
+			return 0
+		}
+		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_GRO {
+			switch {
+			case len(data) >= 4:
+				return int(int32(binary.NativeEndian.Uint32(data)))
+			case len(data) >= 2:
+				return int(binary.NativeEndian.Uint16(data))
+			}
+			return 0
+		}
+		oob = rest
+	}
+}
+
+// putSegmentSize writes a UDP_SEGMENT control message (a u16: the size of
+// each datagram the kernel cuts the message into, the last may be shorter)
+// and returns its length. oob must be aligned and have room (24 octets).
+func putSegmentSize(oob []byte, size int) int {
+	n := unix.CmsgSpace(2)
+	clear(oob[:n])
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], uint16(size))
+	return n
 }
 
 // wordsAsBytes views an aligned []uint64 as bytes.

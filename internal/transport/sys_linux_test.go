@@ -107,3 +107,80 @@ func FuzzGetPktinfo(f *testing.F) {
 		}
 	})
 }
+
+// TestGROSize reads UDP_GRO's segment size as the kernel writes it (an
+// int), also behind a pktinfo message, and writes UDP_SEGMENT (a u16).
+func TestGROSize(t *testing.T) {
+	buf := make([]uint64, oobWords)
+	oob := wordsAsBytes(buf)
+	put := func(oob []byte, size int) int {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_GRO
+		h.SetLen(unix.CmsgLen(4))
+		*(*int32)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = int32(size)
+		return unix.CmsgSpace(4)
+	}
+	n := put(oob, 1380)
+	if got := getGROSize(oob[:n]); got != 1380 {
+		t.Errorf("alone: %d", got)
+	}
+	clear(oob)
+	off := putPktinfo(oob, netip.MustParseAddr("2001:db8::1"))
+	n = off + put(oob[off:], 1200)
+	if got := getGROSize(oob[:n]); got != 1200 {
+		t.Errorf("behind pktinfo: %d", got)
+	}
+	if a, ok := getPktinfo(oob[:n], true); !ok || a != netip.MustParseAddr("2001:db8::1") {
+		t.Errorf("pktinfo before GRO: %v %v", a, ok)
+	}
+	if got := getGROSize(oob[:off]); got != 0 {
+		t.Errorf("pktinfo only: %d", got)
+	}
+	if got := getGROSize(nil); got != 0 {
+		t.Errorf("no control data: %d", got)
+	}
+
+	clear(oob)
+	n = putSegmentSize(oob, 1400)
+	h, data, rest, ok := nextCmsg(oob[:n])
+	if !ok || h.Level != unix.IPPROTO_UDP || h.Type != unix.UDP_SEGMENT || len(data) != 2 || rest != nil ||
+		*(*uint16)(unsafe.Pointer(&data[0])) != 1400 || n != unix.CmsgSpace(2) {
+		t.Errorf("UDP_SEGMENT: %+v %x, rest %d, %d octets", h, data, len(rest), n)
+	}
+	// Both control messages of a segmented send from a chosen source fit.
+	if need := unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(2); need > oobWords*8 {
+		t.Errorf("pktinfo and UDP_SEGMENT need %d octets, oob has %d", need, oobWords*8)
+	}
+}
+
+// FuzzGetGROSize walks arbitrary control data for UDP_GRO.
+func FuzzGetGROSize(f *testing.F) {
+	buf := make([]uint64, oobWords)
+	oob := wordsAsBytes(buf)
+	n := putPktinfo(oob, netip.MustParseAddr("192.0.2.1"))
+	n += putSegmentSize(oob[n:], 1400)
+	// Turn the UDP_SEGMENT message into a UDP_GRO one.
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[unix.CmsgSpace(unix.SizeofInet4Pktinfo)]))
+	h.Type = unix.UDP_GRO
+	f.Add(append([]byte(nil), oob[:n]...))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		aligned := make([]uint64, (len(b)+7)/8)
+		in := wordsAsBytes(aligned)
+		if in != nil {
+			in = in[:len(b)]
+		}
+		copy(in, b)
+		getGROSize(in)
+		for rest := in; ; {
+			_, data, next, ok := nextCmsg(rest)
+			if !ok {
+				break
+			}
+			if len(next) >= len(rest) || len(data) > len(rest) {
+				t.Fatalf("walker does not advance: %d -> %d", len(rest), len(next))
+			}
+			rest = next
+		}
+	})
+}

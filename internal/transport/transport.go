@@ -10,6 +10,12 @@
 //
 // The transport decides nothing about SAs: IKE messages go to
 // Handler.HandleIKE, ESP packets to Handler.HandleESP, in batches.
+//
+// On Linux the sockets move datagrams in batches (recvmmsg, sendmmsg), and
+// the NAT-T sockets use the kernel's UDP offloads where it has them: a run
+// of equal-sized ESP packets to one peer leaves as one message with
+// UDP_SEGMENT (GSO), and with UDP_GRO the kernel hands such runs up whole,
+// to be cut apart here. Both keep the datagrams on the wire as they were.
 package transport
 
 import (
@@ -88,6 +94,11 @@ type Config struct {
 	// NAT-keepalives) while IKE still reaches us. Only for the xfrm data
 	// plane; the userspace data plane must leave it off.
 	KernelEncap bool
+	// NoOffload leaves UDP segmentation offload (UDP_SEGMENT: a run of
+	// equal-sized ESP packets to one peer leaves in one send) and UDP GRO
+	// (the kernel hands such runs up whole) off on the NAT-T sockets. They
+	// are on by default where the kernel has them (Linux 4.18 and 5.0).
+	NoOffload bool
 	// Log receives operational messages; nil discards them.
 	Log *slog.Logger
 }
@@ -163,4 +174,9 @@ type Stats struct {
 	SendErrors uint64
 	// ReceiveErrors counts failed receive calls (not packets).
 	ReceiveErrors uint64
+	// GSOOut counts sends that carried several ESP packets in one
+	// message (UDP_SEGMENT); GROIn counts received datagrams that the
+	// kernel had coalesced (UDP_GRO) and the transport cut apart. The
+	// packets are counted in ESPOut, ESPIn and IKEIn as always.
+	GSOOut, GROIn uint64
 }

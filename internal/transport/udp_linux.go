@@ -37,8 +37,8 @@ type UDP struct {
 	sendBufs sync.Pool // *sendBuf
 
 	out struct {
-		ike, esp            atomicCounter
-		keepalives, sendErr atomic.Uint64
+		ike, esp                 atomicCounter
+		keepalives, sendErr, gso atomic.Uint64
 	}
 
 	closed    atomic.Bool
@@ -57,6 +57,13 @@ type socket struct {
 	nat      bool // the NAT-T port: marker, ESP and keepalives
 	wildcard bool
 	rd       *reader
+
+	// gso: send runs of equal-sized ESP packets as one message with
+	// UDP_SEGMENT. Cleared for good when the kernel answers such a send
+	// with EIO (see sendBuf.send). gro: UDP_GRO is on, received datagrams
+	// may hold several.
+	gso atomic.Bool
+	gro bool
 }
 
 type atomicCounter struct{ packets, bytes atomic.Uint64 }
@@ -108,7 +115,7 @@ func ListenUDP(cfg Config, h Handler) (*UDP, error) {
 	}
 
 	u := &UDP{h: h, log: log, batch: batch, bound: make(map[netip.AddrPort]*socket)}
-	u.sendBufs.New = func() any { return newSendBuf(batch) }
+	u.sendBufs.New = func() any { return newSendBuf(batch, log) }
 
 	// With port 0 the first socket of each kind picks the port and the
 	// others take the same one, which another program may hold for some
@@ -136,7 +143,9 @@ func ListenUDP(cfg Config, h Handler) (*UDP, error) {
 		u.wg.Add(1)
 		go s.rd.run()
 	}
-	log.Info("transport: listening", "addrs", u.LocalAddrs(), "batch", batch, "kernel_encap", cfg.KernelEncap)
+	gso, gro := u.Offload()
+	log.Info("transport: listening", "addrs", u.LocalAddrs(), "batch", batch, "kernel_encap", cfg.KernelEncap,
+		"udp_gso", gso, "udp_gro", gro)
 	return u, nil
 }
 
@@ -196,9 +205,10 @@ func listenSocket(cfg Config, ap netip.AddrPort, nat bool) (*socket, error) {
 		network = "udp6"
 	}
 	wildcard := ap.Addr().IsUnspecified()
+	var off offloads
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
-		err := c.Control(func(fd uintptr) { serr = setSockopts(int(fd), cfg, v6, nat, wildcard) })
+		err := c.Control(func(fd uintptr) { off, serr = setSockopts(int(fd), cfg, v6, nat, wildcard) })
 		return errors.Join(err, serr)
 	}}
 	pc, err := lc.ListenPacket(context.Background(), network, ap.String())
@@ -213,14 +223,19 @@ func listenSocket(cfg Config, ap netip.AddrPort, nat bool) (*socket, error) {
 	}
 	local := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
-	return &socket{conn: conn, raw: raw, local: local, v6: v6, nat: nat, wildcard: wildcard}, nil
+	s := &socket{conn: conn, raw: raw, local: local, v6: v6, nat: nat, wildcard: wildcard, gro: off.gro}
+	s.gso.Store(off.gso)
+	return s, nil
 }
 
-func setSockopts(fd int, cfg Config, v6, nat, wildcard bool) error {
+// offloads are the UDP offloads a NAT-T socket got.
+type offloads struct{ gso, gro bool }
+
+func setSockopts(fd int, cfg Config, v6, nat, wildcard bool) (offloads, error) {
 	if v6 {
 		// Separate IPv4 and IPv6 sockets; no v4-mapped addresses.
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
-			return fmt.Errorf("IPV6_V6ONLY: %w", err)
+			return offloads{}, fmt.Errorf("IPV6_V6ONLY: %w", err)
 		}
 	}
 	if wildcard {
@@ -234,11 +249,11 @@ func setSockopts(fd int, cfg Config, v6, nat, wildcard bool) error {
 			err = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
 		}
 		if err != nil {
-			return fmt.Errorf("pktinfo: %w", err)
+			return offloads{}, fmt.Errorf("pktinfo: %w", err)
 		}
 	}
 	if !nat {
-		return nil
+		return offloads{}, nil
 	}
 	if size := cfg.SocketBuffer; size >= 0 {
 		if size == 0 {
@@ -263,10 +278,24 @@ func setSockopts(fd int, cfg Config, v6, nat, wildcard bool) error {
 	// SAD is decapsulated by XFRM; IKE (behind the marker) still comes up.
 	if cfg.KernelEncap {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_ENCAP, unix.UDP_ENCAP_ESPINUDP); err != nil {
-			return fmt.Errorf("UDP_ENCAP: %w", err)
+			return offloads{}, fmt.Errorf("UDP_ENCAP: %w", err)
 		}
 	}
-	return nil
+	var off offloads
+	if !cfg.NoOffload {
+		// UDP GSO (Linux 4.18): a kernel that knows the option answers
+		// getsockopt; whether a send may use it is decided per message.
+		_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+		off.gso = err == nil
+		// UDP GRO (Linux 5.0): runs of same-sized datagrams of one flow
+		// arrive as one, with the size in a control message. Not with
+		// UDP_ENCAP: then ESP belongs to the kernel (which has its own
+		// ESP-in-UDP GRO) and only IKE comes up here.
+		if !cfg.KernelEncap {
+			off.gro = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+		}
+	}
+	return off, nil
 }
 
 // LocalAddrs lists the sockets' bound addresses and ports (wildcard
@@ -277,6 +306,19 @@ func (u *UDP) LocalAddrs() []netip.AddrPort {
 		out[i] = s.local
 	}
 	return out
+}
+
+// Offload reports whether the NAT-T sockets send with UDP GSO and receive
+// with UDP GRO: true if any does (a kernel has them for all or none; GSO
+// goes off on a socket whose sends fail with EIO).
+func (u *UDP) Offload() (gso, gro bool) {
+	for _, s := range u.socks {
+		if s.nat {
+			gso = gso || s.gso.Load()
+			gro = gro || s.gro
+		}
+	}
+	return gso, gro
 }
 
 // Ports returns the IKE and NAT-T ports (useful after binding port 0).
@@ -305,14 +347,16 @@ func (u *UDP) Stats() Stats {
 		ESPOut:        u.out.esp.load(),
 		KeepalivesOut: u.out.keepalives.Load(),
 		SendErrors:    u.out.sendErr.Load(),
+		GSOOut:        u.out.gso.Load(),
 	}
 	for _, s := range u.socks {
 		r := s.rd
 		st.IKEIn.add(r.ikeIn.load())
 		st.ESPIn.add(r.espIn.load())
 		for i := range st.Drops {
-			st.Drops[i] += r.drops[i].Load()
+			st.Drops[i] += r.dropsIn[i].Load()
 		}
+		st.GROIn += r.groIn.Load()
 		st.ReceiveErrors += r.recvErr.Load()
 	}
 	return st
@@ -366,18 +410,22 @@ func (u *UDP) SendIKE(p Packet) error {
 	}
 	sb := u.getSendBuf()
 	defer u.putSendBuf(sb)
-	sent, bytes, err := sb.send(s, []Packet{p}, src, prefix, false)
-	u.out.ike.add(sent, bytes)
-	if sent == 0 {
+	res, err := sb.send(s, []Packet{p}, src, prefix, false)
+	u.out.ike.add(res.sent, res.bytes)
+	if res.sent == 0 {
 		u.out.sendErr.Add(1)
 	}
 	return err
 }
 
 // SendESP sends UDP-encapsulated ESP packets (RFC 3948 2.1) with sendmmsg,
-// from the NAT-T socket of each packet's Local address. Packets that cannot
-// go (no socket, bad ESP, a send error) are skipped and counted; the first
-// such error is returned.
+// from the NAT-T socket of each packet's Local address. Where the kernel
+// has UDP GSO, each run of packets to one peer whose sizes are equal (the
+// last may be shorter) goes as one message with UDP_SEGMENT, which the
+// stack carries as one buffer as far as it can and cuts into the same
+// datagrams the run would have been. Packets that cannot go (no socket,
+// bad ESP, a send error) are skipped and counted; the first such error is
+// returned.
 func (u *UDP) SendESP(batch []Packet) error {
 	if u.closed.Load() {
 		return ErrClosed
@@ -385,12 +433,12 @@ func (u *UDP) SendESP(batch []Packet) error {
 	sb := u.getSendBuf()
 	defer u.putSendBuf(sb)
 	var firstErr error
-	var packets, bytes, failed uint64
+	var packets, bytes, failed, gso uint64
 	for len(batch) > 0 {
 		// A run of packets from the same local address shares a socket.
 		local := batch[0].Local
 		n := 1
-		for n < len(batch) && n < len(sb.hdrs) && batch[n].Local == local {
+		for n < len(batch) && batch[n].Local == local {
 			n++
 		}
 		group := batch[:n]
@@ -406,10 +454,11 @@ func (u *UDP) SendESP(batch []Packet) error {
 			}
 			continue
 		}
-		sent, b, err := sb.send(s, group, src, nil, true)
-		packets += sent
-		bytes += b
-		failed += uint64(n) - sent
+		res, err := sb.send(s, group, src, nil, true)
+		packets += res.sent
+		bytes += res.bytes
+		gso += res.gso
+		failed += uint64(n) - res.sent
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -418,6 +467,9 @@ func (u *UDP) SendESP(batch []Packet) error {
 		}
 	}
 	u.out.esp.add(packets, bytes)
+	if gso != 0 {
+		u.out.gso.Add(gso)
+	}
 	if failed != 0 {
 		u.out.sendErr.Add(failed)
 	}
@@ -440,9 +492,9 @@ func (u *UDP) SendKeepalive(local, remote netip.AddrPort) error {
 	}
 	sb := u.getSendBuf()
 	defer u.putSendBuf(sb)
-	sent, _, err := sb.send(s, []Packet{{Local: local, Remote: remote, Data: keepaliveData[:]}}, src, nil, false)
-	u.out.keepalives.Add(sent)
-	if sent == 0 {
+	res, err := sb.send(s, []Packet{{Local: local, Remote: remote, Data: keepaliveData[:]}}, src, nil, false)
+	u.out.keepalives.Add(res.sent)
+	if res.sent == 0 {
 		u.out.sendErr.Add(1)
 	}
 	return err
@@ -456,15 +508,32 @@ func (u *UDP) putSendBuf(sb *sendBuf) {
 	u.sendBufs.Put(sb)
 }
 
+// Limits of one UDP_SEGMENT message.
+const (
+	// gsoMaxSegments is UDP_MAX_SEGMENTS before Linux 6.10 (later
+	// kernels take 128).
+	gsoMaxSegments = 64
+	// The IP layer takes a GSO message as one datagram for its length
+	// limits: the IPv4 total length (20 octets of header, UDP's 8, the
+	// payload) and the IPv6 payload length (UDP's 8, the payload) are
+	// 16-bit fields.
+	gsoMaxPayload4 = 0xFFFF - 20 - 8
+	gsoMaxPayload6 = 0xFFFF - 8
+	// sendIovs is the iovecs of one sendmmsg call: room for a few full
+	// GSO runs, one iovec per packet (the kernel gathers them, so packets
+	// are not copied here), and two per message otherwise (marker, data).
+	sendIovs = 4 * gsoMaxSegments
+)
+
 // sendBuf is the scratch space of one sendmmsg call; pooled, so that a
 // steady stream of sends allocates nothing.
 type sendBuf struct {
+	log   *slog.Logger
 	hdrs  []unix.Mmsghdr
-	iovs  []unix.Iovec // two per message: prefix, data
+	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6
-	oob   []uint64
-	lens  []int // Data length per message
-	pkt   []int // index into the caller's packets per message
+	oob   []uint64 // oobWords per message
+	msgs  []sendMsg
 
 	// Arguments and results of sendmmsgF, which is bound once so that
 	// RawConn.Write gets no fresh closure per call.
@@ -474,14 +543,28 @@ type sendBuf struct {
 	writeFn func(fd uintptr) bool
 }
 
-func newSendBuf(batch int) *sendBuf {
+// sendMsg is what one message of a sendmmsg call carries: the caller's
+// packets pkts[first:first+count] (more than one: a GSO run) and their
+// bytes.
+type sendMsg struct {
+	first, count int
+	bytes        uint64
+}
+
+// sendResult counts what a send call sent: packets, their bytes, and the
+// messages that carried several packets (GSO).
+type sendResult struct {
+	sent, bytes, gso uint64
+}
+
+func newSendBuf(batch int, log *slog.Logger) *sendBuf {
 	sb := &sendBuf{
+		log:   log,
 		hdrs:  make([]unix.Mmsghdr, batch),
-		iovs:  make([]unix.Iovec, 2*batch),
+		iovs:  make([]unix.Iovec, max(sendIovs, 2*batch)),
 		names: make([]unix.RawSockaddrInet6, batch),
 		oob:   make([]uint64, oobWords*batch),
-		lens:  make([]int, batch),
-		pkt:   make([]int, batch),
+		msgs:  make([]sendMsg, batch),
 	}
 	sb.writeFn = sb.sendmmsgF
 	return sb
@@ -500,85 +583,142 @@ func (sb *sendBuf) sendmmsgF(fd uintptr) bool {
 	return true
 }
 
-// send sends pkts (at most len(sb.hdrs)) on s, each behind prefix, from src
-// if valid. It returns how many went and their bytes (without prefix).
-// Packets that cannot be addressed, or fail ESP's check when esp is set,
-// are skipped; the first error is returned.
-func (sb *sendBuf) send(s *socket, pkts []Packet, src netip.Addr, prefix []byte, esp bool) (sent, bytes uint64, err error) {
-	oob := wordsAsBytes(sb.oob)
-	var oobLen int
-	if src.IsValid() {
-		// Same source for the whole run: build the control message once
-		// and point every header at it.
-		oobLen = putPktinfo(oob, src)
+// send sends pkts on s, each behind prefix, from src if valid, with as many
+// sendmmsg calls as it takes. With esp set, packets must pass ESP's check
+// and, if s has GSO, runs of them go as one message each. Packets that
+// cannot be addressed or fail the check are skipped; the first error is
+// returned.
+func (sb *sendBuf) send(s *socket, pkts []Packet, src netip.Addr, prefix []byte, esp bool) (res sendResult, err error) {
+	maxPayload := gsoMaxPayload4
+	if s.v6 {
+		maxPayload = gsoMaxPayload6
 	}
-	n := 0
-	for i := range pkts {
-		p := &pkts[i]
-		// RFC 3948 2.1: SPI zero would read as the non-ESP marker; the
-		// peer must classify what we send as ESP.
-		if esp && !isESP(p.Data) {
-			err = keepFirst(err, ErrBadESP)
-			continue
-		}
-		namelen := putSockaddr(&sb.names[n], p.Remote, s.v6)
-		if namelen == 0 {
-			err = keepFirst(err, fmt.Errorf("%w: from %v to %v", ErrNoSocket, p.Local, p.Remote))
-			continue
-		}
-		iov := sb.iovs[2*n : 2*n+2]
-		niov := 0
-		if len(prefix) > 0 {
-			iov[niov].Base = &prefix[0]
-			iov[niov].SetLen(len(prefix))
-			niov++
-		}
-		if len(p.Data) > 0 {
-			iov[niov].Base = &p.Data[0]
-			iov[niov].SetLen(len(p.Data))
-			niov++
-		}
-		h := &sb.hdrs[n]
-		*h = unix.Mmsghdr{}
-		h.Hdr.Name = (*byte)(unsafe.Pointer(&sb.names[n]))
-		h.Hdr.Namelen = namelen
-		if niov > 0 {
-			h.Hdr.Iov = &iov[0]
-			h.Hdr.SetIovlen(niov)
-		}
-		if oobLen > 0 {
-			h.Hdr.Control = &oob[0]
-			h.Hdr.SetControllen(oobLen)
-		}
-		sb.lens[n] = len(p.Data)
-		sb.pkt[n] = i
-		n++
-	}
-
-	for off := 0; off < n; {
-		sb.fdHdrs = sb.hdrs[off:n]
-		if werr := s.raw.Write(sb.writeFn); werr != nil {
-			// The socket is closed.
-			return sent, bytes, keepFirst(err, ErrClosed)
-		}
-		if sb.errno != nil || sb.n <= 0 {
-			// sendmmsg fails only for the first message; skip it.
-			errno := sb.errno
-			if errno == nil {
-				errno = unix.EIO
+	// Packets before noGSO go one per message: their GSO send failed.
+	noGSO := 0
+	for i := 0; i < len(pkts); {
+		m, niov := 0, 0
+		for i < len(pkts) && m < len(sb.hdrs) && niov+2 <= len(sb.iovs) {
+			p := &pkts[i]
+			// RFC 3948 2.1: SPI zero would read as the non-ESP marker;
+			// the peer must classify what we send as ESP.
+			if esp && !isESP(p.Data) {
+				err = keepFirst(err, ErrBadESP)
+				i++
+				continue
 			}
-			err = keepFirst(err, fmt.Errorf("transport: send to %v: %w", pkts[sb.pkt[off]].Remote, os.NewSyscallError("sendmmsg", errno)))
-			off++
-			continue
+			namelen := putSockaddr(&sb.names[m], p.Remote, s.v6)
+			if namelen == 0 {
+				err = keepFirst(err, fmt.Errorf("%w: from %v to %v", ErrNoSocket, p.Local, p.Remote))
+				i++
+				continue
+			}
+			msg := &sb.msgs[m]
+			*msg = sendMsg{first: i, count: 1, bytes: uint64(len(p.Data))}
+			iov0 := niov
+			if len(prefix) > 0 {
+				sb.iovs[niov].Base = &prefix[0]
+				sb.iovs[niov].SetLen(len(prefix))
+				niov++
+			}
+			if len(p.Data) > 0 {
+				sb.iovs[niov].Base = &p.Data[0]
+				sb.iovs[niov].SetLen(len(p.Data))
+				niov++
+			}
+			i++
+			seg := len(p.Data)
+			if esp && msg.first >= noGSO && s.gso.Load() {
+				// The run: same peer, no packet longer than the first,
+				// a shorter one ends it (the kernel cuts every segment
+				// but the last at seg).
+				total := seg
+				for i < len(pkts) && msg.count < gsoMaxSegments && niov < len(sb.iovs) {
+					q := &pkts[i]
+					l := len(q.Data)
+					if l > seg || total+l > maxPayload || q.Remote != p.Remote || !isESP(q.Data) {
+						break
+					}
+					sb.iovs[niov].Base = &q.Data[0]
+					sb.iovs[niov].SetLen(l)
+					niov++
+					msg.count++
+					msg.bytes += uint64(l)
+					total += l
+					i++
+					if l < seg {
+						break
+					}
+				}
+			}
+			h := &sb.hdrs[m]
+			*h = unix.Mmsghdr{}
+			h.Hdr.Name = (*byte)(unsafe.Pointer(&sb.names[m]))
+			h.Hdr.Namelen = namelen
+			if niov > iov0 {
+				h.Hdr.Iov = &sb.iovs[iov0]
+				h.Hdr.SetIovlen(niov - iov0)
+			}
+			oob := wordsAsBytes(sb.oob[m*oobWords : (m+1)*oobWords])
+			oobLen := 0
+			if src.IsValid() {
+				oobLen = putPktinfo(oob, src)
+			}
+			if msg.count > 1 {
+				oobLen += putSegmentSize(oob[oobLen:], seg)
+			}
+			if oobLen > 0 {
+				h.Hdr.Control = &oob[0]
+				h.Hdr.SetControllen(oobLen)
+			}
+			m++
 		}
-		for _, l := range sb.lens[off : off+sb.n] {
-			bytes += uint64(l)
+
+		for off := 0; off < m; {
+			sb.fdHdrs = sb.hdrs[off:m]
+			if werr := s.raw.Write(sb.writeFn); werr != nil {
+				// The socket is closed.
+				sb.fdHdrs = nil
+				return res, keepFirst(err, ErrClosed)
+			}
+			if sb.errno != nil || sb.n <= 0 {
+				// sendmmsg fails only for the first message.
+				errno := sb.errno
+				if errno == nil {
+					errno = unix.EIO
+				}
+				msg := &sb.msgs[off]
+				if msg.count > 1 {
+					// The kernel refused to segment: EIO where the route
+					// cannot (an XFRM policy on it; before Linux 6.11, a
+					// device without checksum offload), EMSGSIZE or
+					// EINVAL when a segment and its headers exceed the
+					// path MTU. Send the run again one datagram per
+					// packet; after EIO, never segment on this socket
+					// again (wireguard-go does the same).
+					if errno == unix.EIO && s.gso.CompareAndSwap(true, false) {
+						sb.log.Warn("transport: UDP GSO send failed, sending ESP one datagram at a time from now on",
+							"local", s.local, "err", errno)
+					}
+					noGSO = msg.first + msg.count
+					i = msg.first
+					break
+				}
+				err = keepFirst(err, fmt.Errorf("transport: send to %v: %w", pkts[msg.first].Remote, os.NewSyscallError("sendmmsg", errno)))
+				off++
+				continue
+			}
+			for _, msg := range sb.msgs[off : off+sb.n] {
+				res.sent += uint64(msg.count)
+				res.bytes += msg.bytes
+				if msg.count > 1 {
+					res.gso++
+				}
+			}
+			off += sb.n
 		}
-		sent += uint64(sb.n)
-		off += sb.n
 	}
 	sb.fdHdrs = nil
-	return sent, bytes, err
+	return res, err
 }
 
 // keepFirst keeps the first error.

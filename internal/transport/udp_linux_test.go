@@ -31,7 +31,8 @@ type recorder struct {
 	cond  *sync.Cond
 	ike   []Packet
 	esp   []Packet
-	calls int // HandleESP calls
+	kinds []Kind // of every packet, in the order the handler got them
+	calls int    // HandleESP calls
 }
 
 func newRecorder() *recorder {
@@ -43,6 +44,7 @@ func newRecorder() *recorder {
 func (r *recorder) HandleIKE(p Packet) {
 	r.mu.Lock()
 	r.ike = append(r.ike, p)
+	r.kinds = append(r.kinds, KindIKE)
 	r.cond.Broadcast()
 	r.mu.Unlock()
 }
@@ -52,6 +54,7 @@ func (r *recorder) HandleESP(batch []Packet) {
 	for _, p := range batch {
 		p.Data = bytes.Clone(p.Data)
 		r.esp = append(r.esp, p)
+		r.kinds = append(r.kinds, KindESP)
 	}
 	r.calls++
 	r.cond.Broadcast()

@@ -23,5 +23,6 @@ func (u *UDP) SendESP(batch []Packet) error                     { return errUnsu
 func (u *UDP) SendKeepalive(local, remote netip.AddrPort) error { return errUnsupported }
 func (u *UDP) LocalAddrs() []netip.AddrPort                     { return nil }
 func (u *UDP) Ports() (ike, nat uint16)                         { return 0, 0 }
+func (u *UDP) Offload() (gso, gro bool)                         { return false, false }
 func (u *UDP) Stats() Stats                                     { return Stats{} }
 func (u *UDP) Close() error                                     { return nil }
