@@ -348,6 +348,9 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		}
 	}
 	d.cfgs.Store(next)
+	for name := range gone {
+		d.untrap(old, name)
+	}
 	if len(gone) > 0 {
 		d.deleteWhere(ctx, func(e *ikeEntry) bool { return gone[e.conn] }, false)
 	}

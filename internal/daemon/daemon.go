@@ -126,11 +126,16 @@ type Daemon struct {
 	stats            *stats
 	metricsAddr      atomic.Value // string
 
-	cfgs     atomic.Pointer[configSet]
-	nextReq  atomic.Uint32
-	workers  []*worker
-	reloadMu sync.Mutex // one reload at a time
-	upMu     sync.Mutex // serializes finding-or-creating IKE SAs for up
+	cfgs    atomic.Pointer[configSet]
+	nextReq atomic.Uint32
+	// children finds the IKE SA of an installed CHILD_SA by its inbound
+	// SPI (uint32 -> *ikeEntry), for the data plane's expiry events.
+	children sync.Map
+	// acquiring holds the ReqIDs (uint32) of traps whose negotiation runs.
+	acquiring sync.Map
+	workers   []*worker
+	reloadMu  sync.Mutex // one reload at a time
+	upMu      sync.Mutex // serializes finding-or-creating IKE SAs for up
 
 	ctx     context.Context // Run's; canceled at shutdown
 	stop    context.CancelFunc
@@ -146,6 +151,7 @@ type configSet struct {
 	cfg    *config.Config
 	eng    []*sa.Config // parallel to cfg.Connections
 	byName map[string]int
+	traps  map[uint32]trapRef // children with start_action trap, by ReqID
 }
 
 func (cs *configSet) lookup(name string) (*config.Connection, *sa.Config) {
@@ -184,11 +190,8 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 
 	d.dp = opts.Dataplane
 	if d.dp == nil {
-		switch cfg.Daemon.Dataplane {
-		case "none":
-			d.dp = dataplane.NewNone(d.rand, d.now)
-		default:
-			return nil, fmt.Errorf("daemon: dataplane %q is not available yet; set daemon.dataplane: none to negotiate IKE without moving packets", cfg.Daemon.Dataplane)
+		if d.dp, err = d.newDataplane(cfg); err != nil {
+			return nil, err
 		}
 	}
 	d.dp.SetEventHandler(d.dataplaneEvent)
@@ -224,6 +227,9 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	d.stats.transportStats = d.tr.Stats
+	if t, ok := d.dp.(dataplane.Totaler); ok {
+		d.stats.dataplaneTotals = t.Totals
+	}
 	if u, ok := d.dp.(TransportUser); ok {
 		u.SetTransport(d.tr)
 	}
@@ -261,6 +267,7 @@ func (d *Daemon) buildConfigSet(cfg *config.Config, prev *configSet) *configSet 
 		}
 		cs.eng = append(cs.eng, ec)
 	}
+	cs.traps = trapIndex(cs)
 	return cs
 }
 
@@ -349,6 +356,8 @@ func (d *Daemon) shutdownSAs() {
 	}
 }
 
+// closeResources closes the transport before the data plane: the data
+// plane may be sending through it until then.
 func (d *Daemon) closeResources() {
 	if d.tr != nil {
 		d.tr.Close()
@@ -359,7 +368,8 @@ func (d *Daemon) closeResources() {
 	d.keylog.Close()
 }
 
-// startConnections initiates the children with start_action start of the
+// startConnections initiates the children with start_action start, and
+// installs the trap policies of those with start_action trap, of the
 // connections in cs that only is nil or true for.
 func (d *Daemon) startConnections(cs *configSet, only func(name string) bool) {
 	for _, c := range cs.cfg.Connections {
@@ -371,11 +381,7 @@ func (d *Daemon) startConnections(cs *configSet, only func(name string) bool) {
 			case "start":
 				d.startChild(c, ch.Name)
 			case "trap":
-				if cs.cfg.Daemon.Dataplane == "none" {
-					d.log.Warn("start_action trap acts as none with dataplane none (no packets to trigger it)", "conn", c.Name, "child", ch.Name)
-				} else {
-					d.log.Warn("start_action trap is not implemented yet; acting as none", "conn", c.Name, "child", ch.Name)
-				}
+				d.trap(cs, c, ch)
 			}
 		}
 	}
@@ -445,12 +451,6 @@ func kernelRouteSource(dst netip.Addr) (netip.Addr, error) {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
-}
-
-// dataplaneEvent receives the data plane's events. Expiry and acquire
-// handling (rekeying, trap policies) come with the issues that add them.
-func (d *Daemon) dataplaneEvent(ev dataplane.Event) {
-	d.log.Debug("data plane event", "kind", ev.Kind.String(), "spi", fmt.Sprintf("%08x", ev.InSPI), "reqid", ev.ReqID)
 }
 
 // handler is the daemon as the transport's Handler.

@@ -15,9 +15,11 @@ import (
 	"github.com/cygnet-ipsec/cygnet/internal/config"
 	"github.com/cygnet-ipsec/cygnet/internal/control"
 	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
+	"github.com/cygnet-ipsec/cygnet/internal/dataplane/userspace"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
 	"github.com/cygnet-ipsec/cygnet/internal/transport"
 	"github.com/cygnet-ipsec/cygnet/internal/transport/memnet"
+	"github.com/cygnet-ipsec/cygnet/internal/tun"
 )
 
 // A two-daemon test bench on a memnet network: "alice" at 192.0.2.1 and
@@ -38,6 +40,7 @@ type peerConf struct {
 	moreLocalTS, moreRemoteTS      string
 	encap                          bool
 	dpdDelay                       string
+	netChild                       string // more keys of child net, YAML flow map entries ("life_packets: 5")
 }
 
 func (p peerConf) yaml() string {
@@ -61,6 +64,10 @@ func (p peerConf) yaml() string {
 	}
 	if p.moreLocalTS == "" {
 		p.moreLocalTS, p.moreRemoteTS = "[10.3.0.0/16]", "[10.4.0.0/16]"
+	}
+	netChild := ""
+	if p.netChild != "" {
+		netChild = "        " + p.netChild + "\n"
 	}
 	socket := ""
 	if p.socket != "" {
@@ -90,11 +97,12 @@ connections:
         remote_ts: %[13]s
         esp_proposals: %[7]s
         start_action: %[9]s
+%[18]s
       more:
         local_ts: %[14]s
         remote_ts: %[15]s
         esp_proposals: %[7]s
-%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS, p.encap, p.dpdDelay)
+%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS, p.encap, p.dpdDelay, netChild)
 }
 
 func parseConf(t testing.TB, dir, text string) *config.Config {
@@ -112,10 +120,15 @@ func parseConf(t testing.TB, dir, text string) *config.Config {
 
 // node is one running daemon of a bench.
 type node struct {
-	t      testing.TB
-	name   string
-	d      *Daemon
-	dp     *dataplane.None
+	t    testing.TB
+	name string
+	d    *Daemon
+	dp   *dataplane.None
+	// With benchOptions.userspace: the data plane and the host's end of
+	// its in-memory TUN device (write to send into the tunnel, read what
+	// comes out).
+	us     *userspace.Backend
+	host   *tun.Mem
 	dir    string
 	cancel context.CancelFunc
 	done   chan error
@@ -135,6 +148,9 @@ type benchOptions struct {
 	noBob      bool // alice's peer does not exist
 	// aliceDP, if set, wraps alice's data plane.
 	aliceDP func(*dataplane.None) dataplane.Backend
+	// userspace: both run the userspace data plane on in-memory TUN
+	// devices, its ESP through memnet.
+	userspace bool
 }
 
 func defaultBenchOptions() benchOptions {
@@ -150,21 +166,32 @@ func defaultBenchOptions() benchOptions {
 func newBench(t testing.TB, o benchOptions) *bench {
 	t.Helper()
 	b := &bench{t: t, net: memnet.New(memnet.Config{Seed: 1, Faults: o.faults})}
-	b.alice = b.start(o.alice, o.retransmit, o.aliceDP)
+	b.alice = b.start(o.alice, o.retransmit, o.aliceDP, o.userspace)
 	if !o.noBob {
-		b.bob = b.start(o.bob, o.retransmit, nil)
+		b.bob = b.start(o.bob, o.retransmit, nil, o.userspace)
 	}
 	return b
 }
 
-func (b *bench) start(p peerConf, rt sa.Retransmit, wrap func(*dataplane.None) dataplane.Backend) *node {
+func (b *bench) start(p peerConf, rt sa.Retransmit, wrap func(*dataplane.None) dataplane.Backend, us bool) *node {
 	t := b.t
 	t.Helper()
 	dir := t.TempDir()
 	cfg := parseConf(t, dir, p.yaml())
 	n := &node{t: t, name: p.name, dir: dir, logBuf: new(syncBuffer)}
-	n.dp = dataplane.NewNone(nil, nil)
-	var dp dataplane.Backend = n.dp
+	var dp dataplane.Backend
+	if us {
+		dev, host := tun.NewMemPair(p.name, 1400, 256)
+		u, err := userspace.New(userspace.Config{Device: dev, AcquireInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.us, n.host, dp = u, host, u
+		t.Cleanup(func() { host.Close() })
+	} else {
+		n.dp = dataplane.NewNone(nil, nil)
+		dp = n.dp
+	}
 	if wrap != nil {
 		dp = wrap(n.dp)
 	}

@@ -20,6 +20,7 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 	inner := srv.Handler
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.stats.syncTransport()
+		d.stats.syncDataplane()
 		inner.ServeHTTP(w, r)
 	})
 	go srv.Serve(ln)
@@ -37,5 +38,6 @@ func (d *Daemon) MetricsAddr() string {
 // Metrics returns the daemon's metrics registry (what /metrics serves).
 func (d *Daemon) Metrics() *metrics.Registry {
 	d.stats.syncTransport()
+	d.stats.syncDataplane()
 	return d.stats.reg
 }

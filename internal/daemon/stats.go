@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/cygnet-ipsec/cygnet/internal/control"
+	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
 	"github.com/cygnet-ipsec/cygnet/internal/metrics"
@@ -57,6 +58,26 @@ type stats struct {
 	transportSeen              [transport.NumDropReasons]uint64
 	transportDrops             [transport.NumDropReasons]*metrics.Counter
 	transportStats             func() transport.Stats
+
+	// The data plane's totals, exported by scrape-time deltas as the
+	// transport's drops are.
+	dataplaneTotals func() dataplane.Totals
+	dataplaneSeen   dataplane.Totals
+	espBytes        [2]*metrics.Counter // in, out
+	espPackets      [2]*metrics.Counter
+	espDrops        [dataplane.NumDropReasons]*metrics.Counter
+}
+
+// espDropLabel is the cygnet_packets_dropped_total reason of a data plane
+// drop.
+func espDropLabel(r dataplane.DropReason) string {
+	switch r {
+	case dataplane.DropIntegrity:
+		return "esp_auth_failed"
+	case dataplane.DropNoSA:
+		return "esp_unknown_spi"
+	}
+	return "esp_" + r.String()
 }
 
 func newStats() *stats {
@@ -82,6 +103,13 @@ func newStats() *stats {
 	}
 	for r := range transport.NumDropReasons {
 		s.transportDrops[r] = m.Dropped.With("udp_" + r.String())
+	}
+	for i, dir := range []string{"in", "out"} {
+		s.espBytes[i] = m.ESPBytes.With(dir)
+		s.espPackets[i] = m.ESPPackets.With(dir)
+	}
+	for r := range dataplane.NumDropReasons {
+		s.espDrops[r] = m.Dropped.With(espDropLabel(r))
 	}
 	return s
 }
@@ -169,6 +197,32 @@ func (s *stats) childDeleted(local bool) {
 		s.childDelLocal.Inc()
 	} else {
 		s.childDelRem.Inc()
+	}
+}
+
+// syncDataplane adds the data plane's traffic and drops since the last
+// call; the metrics endpoint calls it before every scrape (the data plane
+// sums per SA then, never per packet).
+func (s *stats) syncDataplane() {
+	if s.dataplaneTotals == nil {
+		return
+	}
+	t := s.dataplaneTotals()
+	s.transportMu.Lock()
+	defer s.transportMu.Unlock()
+	seen := &s.dataplaneSeen
+	add := func(c *metrics.Counter, now uint64, before *uint64) {
+		if now > *before {
+			c.Add(now - *before)
+			*before = now
+		}
+	}
+	add(s.espBytes[0], t.BytesIn, &seen.BytesIn)
+	add(s.espBytes[1], t.BytesOut, &seen.BytesOut)
+	add(s.espPackets[0], t.PacketsIn, &seen.PacketsIn)
+	add(s.espPackets[1], t.PacketsOut, &seen.PacketsOut)
+	for r := range dataplane.NumDropReasons {
+		add(s.espDrops[r], t.Drops[r], &seen.Drops[r])
 	}
 }
 

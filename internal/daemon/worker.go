@@ -45,8 +45,10 @@ type work struct {
 	fn    func(w *worker)
 }
 
-// ikeEntry is the worker's record of one IKE SA.
+// ikeEntry is the worker's record of one IKE SA. Only its owner touches it
+// (other goroutines may read owner).
 type ikeEntry struct {
+	owner *worker
 	sa    *sa.IKESA
 	spi   uint64 // our SPI: the key in worker.sas
 	conn  string // connection name; "" until a responder SA knows it
@@ -292,7 +294,7 @@ func (w *worker) receive(p transport.Packet, r route) {
 
 // add registers a new IKE SA on this worker.
 func (w *worker) add(ike *sa.IKESA, conn string) *ikeEntry {
-	e := &ikeEntry{sa: ike, spi: ike.LocalSPI(), children: make(map[uint32]string), pendingChildren: make(map[string]bool)}
+	e := &ikeEntry{owner: w, sa: ike, spi: ike.LocalSPI(), children: make(map[uint32]string), pendingChildren: make(map[string]bool)}
 	e.timer = timerItem{index: -1, owner: e}
 	w.sas[e.spi] = e
 	w.setConn(e, conn)
@@ -381,6 +383,7 @@ func (w *worker) remove(e *ikeEntry, reason error) {
 
 func (w *worker) removeChild(e *ikeEntry, spi uint32) {
 	delete(e.children, spi)
+	w.d.children.CompareAndDelete(spi, e)
 	w.d.stats.childRemoved()
 	if err := w.d.dp.Remove(spi); err != nil {
 		w.d.log.Debug("data plane remove", "spi_in", fmt.Sprintf("%08x", spi), "err", err.Error())
@@ -550,6 +553,7 @@ func (w *worker) childUp(e *ikeEntry, ev sa.ChildUp, now time.Time) (sa.Output, 
 		return e.sa.ChildInstallFailed(now, c.InSPI, err), false
 	}
 	e.children[c.InSPI] = c.Name
+	d.children.Store(c.InSPI, e)
 	delete(e.pendingChildren, c.Name)
 	if d.keylog != nil {
 		if err := d.keylog.ESP(espRecords(c)...); err != nil {

@@ -724,6 +724,18 @@ func (b *Backend) Trap(reqid uint32, local, remote []dataplane.Selector) error {
 	return nil
 }
 
+// Traps returns the ReqIDs of the trap policies, for diagnostics and
+// tests, in no particular order.
+func (b *Backend) Traps() []uint32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ids := make([]uint32, 0, len(b.traps))
+	for id := range b.traps {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // Untrap implements dataplane.Trapper.
 func (b *Backend) Untrap(reqid uint32) error {
 	b.mu.Lock()
