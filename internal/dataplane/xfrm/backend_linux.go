@@ -930,6 +930,9 @@ func (b *Backend) events() {
 	buf := make([]byte, 1<<16)
 	for {
 		n, from, err := b.mon.read(buf)
+		if err != nil && b.isClosed() {
+			return // Close closed the socket
+		}
 		switch {
 		case errors.Is(err, os.ErrClosed):
 			return
@@ -953,6 +956,12 @@ func (b *Backend) events() {
 			}
 		}
 	}
+}
+
+func (b *Backend) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
 }
 
 // decodeEvent turns a kernel message into events for the IKE side, and
