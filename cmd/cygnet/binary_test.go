@@ -26,7 +26,16 @@ var (
 	binaryError error
 )
 
+// asBinaryEnv makes the test binary act as the cygnet binary: the demo, run
+// in-process by TestDemo, starts `cygnet daemon` processes as root by
+// executing itself (os.Executable), which is then this test binary.
+const asBinaryEnv = "CYGNET_TEST_AS_BINARY"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(asBinaryEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Setenv(asBinaryEnv, "1") // for the processes the tests start
 	var err error
 	testDir, err = os.MkdirTemp("", "cygnet-cmd-test-")
 	if err != nil {

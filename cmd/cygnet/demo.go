@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,16 +23,22 @@ import (
 	"github.com/cygnet-ipsec/cygnet/internal/config"
 	"github.com/cygnet-ipsec/cygnet/internal/control"
 	"github.com/cygnet-ipsec/cygnet/internal/daemon"
+	"github.com/cygnet-ipsec/cygnet/internal/dataplane/userspace"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/auth"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
 	"github.com/cygnet-ipsec/cygnet/internal/transport"
+	"github.com/cygnet-ipsec/cygnet/internal/tun"
 )
 
 // runDemo is `cygnet demo [-v]`: two daemons on this host, "alice" on
 // 127.0.0.1 and "bob" on 127.0.0.2, build an IPsec tunnel over real UDP
-// sockets and the demo explains each step from what actually crossed the
-// wire. No root, no configuration: the certificates and the configuration
-// are made on the fly in a temporary directory. -v shows the daemons' logs.
+// sockets, send datagrams through it, and the demo explains each step from
+// what actually crossed the wire. No root, no configuration: the
+// certificates and the configuration are made on the fly in a temporary
+// directory, and the data planes run in this process on in-memory TUN
+// devices. As root it then does the same with the kernel: two network
+// namespaces, two `cygnet daemon` processes with real TUN devices, and a
+// real ping. -v shows the daemons' logs.
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -52,7 +59,16 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		logw = &lockedWriter{w: stderr} // both daemons log to it
 	}
-	if err := demo(ctx, stdout, logw); err != nil {
+	opts := demoOptions{logw: logw}
+	opts.kernel, opts.kernelWhy = kernelDemoPossible()
+	if opts.kernel {
+		self, err := os.Executable()
+		if err != nil {
+			return fail(stderr, fmt.Errorf("demo: %w", err))
+		}
+		opts.self = self
+	}
+	if err := demo(ctx, stdout, opts); err != nil {
 		return fail(stderr, fmt.Errorf("demo: %w", err))
 	}
 	return exitOK
@@ -68,16 +84,37 @@ const (
 	espProp   = "aes256gcm16"
 )
 
+// The demo's inner addresses: alice's network is 10.1.0.0/16, bob's
+// 10.2.0.0/16.
+var (
+	aliceInner = netip.MustParseAddr("10.1.0.1")
+	bobInner   = netip.MustParseAddr("10.2.0.1")
+)
+
+// demoOptions: logw receives both daemons' logs (nil: none); with kernel,
+// the demo goes on with network namespaces, running self (this binary) as
+// the daemons; kernelWhy says why it cannot otherwise.
+type demoOptions struct {
+	logw      io.Writer
+	kernel    bool
+	kernelWhy string
+	self      string
+}
+
 // demoPeer is one of the two daemons.
 type demoPeer struct {
 	name   string
 	d      *daemon.Daemon
 	signer *countingSigner
+	// host is the host's end of the peer's in-memory TUN device: the demo
+	// plays the peer's IP stack on it.
+	host   *tun.Mem
 	done   chan error
 	cancel context.CancelFunc
 }
 
-func demo(ctx context.Context, out io.Writer, logw io.Writer) (err error) {
+func demo(ctx context.Context, out io.Writer, opts demoOptions) (err error) {
+	logw := opts.logw
 	start := time.Now()
 	dir, err := os.MkdirTemp("", "cygnet-demo-")
 	if err != nil {
@@ -106,12 +143,14 @@ func demo(ctx context.Context, out io.Writer, logw io.Writer) (err error) {
 	defer bob.stop()
 
 	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	p("Cygnet demo: two IKEv2 peers on this machine build an IPsec tunnel.")
+	p("Cygnet demo: two IKEv2 peers on this machine build an IPsec tunnel and send traffic through it.")
 	p("")
-	p("  alice  %s  UDP port %d (IKE) and %d (NAT-T), identity %s", aliceAddr, ikePort, natPort, aliceID)
-	p("  bob    %s  the same ports, identity %s", bobAddr, bobID)
+	p("  alice  %s  UDP port %d (IKE) and %d (NAT-T), identity %s, network %s", aliceAddr, ikePort, natPort, aliceID, "10.1.0.0/16")
+	p("  bob    %s  the same ports, identity %s, network %s", bobAddr, bobID, "10.2.0.0/16")
 	p("  A throw-away certification authority (ECDSA P-256) has just certified both identities.")
-	p("  Data plane: none. The SAs are negotiated and shown, but no packets are encrypted yet.")
+	p("  Data plane: userspace ESP, in this process, on an in-memory TUN device per peer (the demo")
+	p("  plays each peer's IP stack). encap: true puts ESP in UDP on the NAT-T port (RFC 3948), as")
+	p("  behind a NAT, so that no raw socket and no root is needed.")
 	p("")
 	p("$ cygnet up tunnel net          (on alice)")
 	t0 := time.Now()
@@ -171,6 +210,10 @@ func demo(ctx context.Context, out io.Writer, logw io.Writer) (err error) {
 	p("  public-key operation.")
 	p("")
 
+	if err := demoTraffic(out, alice, bob, tap, natPort); err != nil {
+		return err
+	}
+
 	p("$ cygnet up tunnel second       (on alice)")
 	aliceSigs, bobSigs := alice.signer.n.Load(), bob.signer.n.Load()
 	t0 = time.Now()
@@ -221,8 +264,106 @@ func demo(ctx context.Context, out io.Writer, logw io.Writer) (err error) {
 	}
 	p("  An INFORMATIONAL exchange with a Delete payload: IKE SAs left on alice %d, on bob %d.", len(ast.IKESAs), len(bst.IKESAs))
 	p("")
+	if opts.kernel {
+		if err := demoKernel(ctx, out, opts, pki, dir); err != nil {
+			return err
+		}
+	} else {
+		p("As root, the demo goes on with the kernel: two network namespaces, real TUN devices and a")
+		p("real ping (%s).", opts.kernelWhy)
+		p("")
+	}
 	p("Done in %s. Run `cygnet demo -v` to see both daemons' logs.", roundDuration(time.Since(start)))
 	return nil
+}
+
+// demoTraffic sends datagrams and a ping from alice's network to bob's
+// through the tunnel and shows them on the wire and at bob's end.
+func demoTraffic(out io.Writer, alice, bob *demoPeer, tap *wireTap, natPort int) error {
+	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	p("Traffic: alice's IP stack sends three UDP datagrams and a ping from %v to %v.", aliceInner, bobInner)
+	p("  Its route for 10.2.0.0/16 leads into the TUN device; the data plane finds the CHILD_SA")
+	p("  whose traffic selectors match each packet, seals it in ESP and sends it to bob.")
+	tap.takeESP()
+	var pkts [][]byte
+	for i := 1; i <= 3; i++ {
+		pkts = append(pkts, udp4(aliceInner, bobInner, 40000, 7, fmt.Appendf(nil, "hello bob #%d", i)))
+	}
+	pkts = append(pkts, icmpEcho(aliceInner, bobInner, 8, 1, 1, []byte("cygnet demo ping")))
+	if _, err := alice.host.Write(pkts, 0); err != nil {
+		return err
+	}
+	got, err := readTUN(bob.host, len(pkts))
+	if err != nil {
+		return fmt.Errorf("bob's TUN device: %w", err)
+	}
+	sent := tap.takeESP()
+	p("  On the wire, UDP port %d to port %d (ESP in UDP):", natPort, natPort)
+	sent.print(out)
+	p("  The ESP header shows only the SPI (which SA) and the sequence number (against replays);")
+	p("  the rest is ciphertext and a 16-byte ICV. %q is nowhere in the %d bytes.", "hello bob", sent.bytes())
+	if sent.contains([]byte("hello bob")) {
+		p("  WARNING: %q appears in the ESP bytes.", "hello bob")
+	}
+	p("  bob's TUN device gives bob's IP stack what came out of the tunnel, decrypted and checked")
+	p("  against the CHILD_SA's traffic selectors (RFC 4301 5.2):")
+	var echo innerPacket
+	for _, pkt := range got {
+		ip, ok := parseInner(pkt)
+		if !ok {
+			p("    %d bytes that are not what alice sent", len(pkt))
+			continue
+		}
+		p("    %s", ip)
+		if ip.proto == 1 {
+			echo = ip
+		}
+	}
+	p("  bob's IP stack answers the ping; the reply goes back through the CHILD_SA's other SA:")
+	reply := icmpEcho(echo.dst, echo.src, 0, echo.id, echo.seq, echo.payload)
+	if _, err := bob.host.Write([][]byte{reply}, 0); err != nil {
+		return err
+	}
+	back, err := readTUN(alice.host, 1)
+	if err != nil {
+		return fmt.Errorf("alice's TUN device: %w", err)
+	}
+	tap.takeESP().print(out)
+	if ip, ok := parseInner(back[0]); ok {
+		p("    alice's TUN device: %s", ip)
+	}
+	p("")
+	return nil
+}
+
+// readTUN reads n packets from a host end of an in-memory TUN device,
+// waiting 5 s at most.
+func readTUN(host *tun.Mem, n int) ([][]byte, error) {
+	type result struct {
+		pkts [][]byte
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var pkts [][]byte
+		bufs, sizes := [][]byte{make([]byte, host.MTU())}, []int{0}
+		for len(pkts) < n {
+			if _, err := host.Read(bufs, sizes, 0); err != nil {
+				ch <- result{pkts, err}
+				return
+			}
+			pkts = append(pkts, bytes.Clone(bufs[0][:sizes[0]]))
+		}
+		ch <- result{pkts, nil}
+	}()
+	select {
+	case r := <-ch:
+		return r.pkts, r.err
+	case <-time.After(5 * time.Second):
+		host.Close() // ends the reader
+		r := <-ch
+		return nil, fmt.Errorf("%d of %d packets arrived", len(r.pkts), n)
+	}
 }
 
 // roundDuration rounds d for humans: 3ms, 412µs.
@@ -271,12 +412,13 @@ daemon:
   listen: [%[2]s]
   port: %[6]d
   nat_port: %[7]d
-  dataplane: none
+  dataplane: userspace # given as an in-memory device below
 connections:
   tunnel:
     local_addrs: [%[2]s]
     remote_addrs: [%[4]s]
     proposals: [%[8]s]
+    encap: true
     local: {auth: pubkey, id: %[3]s, certs: [%[3]s.crt], key: %[3]s.key}
     remote: {auth: pubkey, id: %[5]s, cacerts: [ca.crt]}
     children:
@@ -310,12 +452,18 @@ connections:
 		}
 		return tapEndpoint{UDP: u, tap: tap}, nil
 	}
-	d, err := daemon.New(cfg, daemon.Options{Listen: listen, Logger: log, NoControl: true})
+	dev, host := tun.NewMemPair(name, userspace.DefaultMTU, 0)
+	dp, err := userspace.New(userspace.Config{Device: dev, Log: log})
 	if err != nil {
 		return nil, err
 	}
+	d, err := daemon.New(cfg, daemon.Options{Listen: listen, Logger: log, NoControl: true, Dataplane: dp})
+	if err != nil {
+		dp.Close()
+		return nil, err
+	}
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &demoPeer{name: name, d: d, signer: signer, done: make(chan error, 1), cancel: cancel}
+	p := &demoPeer{name: name, d: d, signer: signer, host: host, done: make(chan error, 1), cancel: cancel}
 	go func() { p.done <- d.Run(dctx) }()
 	return p, nil
 }
@@ -323,6 +471,7 @@ connections:
 func (p *demoPeer) stop() {
 	p.cancel()
 	<-p.done
+	p.host.Close()
 }
 
 // freePortPair finds two UDP ports free on both addresses, so that both peers
@@ -369,11 +518,13 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// wireTap records every IKE datagram alice sends and receives: what a
-// sniffer between the two peers would capture (UDP payloads).
+// wireTap records every IKE datagram and ESP packet alice sends and
+// receives: what a sniffer between the two peers would capture (UDP
+// payloads).
 type wireTap struct {
 	mu   sync.Mutex
 	msgs []tapped
+	esp  []tapped
 }
 
 type tapped struct {
@@ -387,7 +538,24 @@ func (t *wireTap) add(sent bool, data []byte) {
 	t.mu.Unlock()
 }
 
-// take returns what was captured since the last call.
+func (t *wireTap) addESP(sent bool, batch []transport.Packet) {
+	t.mu.Lock()
+	for _, p := range batch {
+		t.esp = append(t.esp, tapped{sent, bytes.Clone(p.Data)})
+	}
+	t.mu.Unlock()
+}
+
+// takeESP returns the ESP packets captured since the last call.
+func (t *wireTap) takeESP() espCapture {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := espCapture(t.esp)
+	t.esp = nil
+	return c
+}
+
+// take returns the IKE messages captured since the last call.
 func (t *wireTap) take() capture {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -406,6 +574,11 @@ func (h tapHandler) HandleIKE(p transport.Packet) {
 	h.Handler.HandleIKE(p)
 }
 
+func (h tapHandler) HandleESP(batch []transport.Packet) {
+	h.tap.addESP(false, batch)
+	h.Handler.HandleESP(batch)
+}
+
 type tapEndpoint struct {
 	*transport.UDP
 	tap *wireTap
@@ -414,6 +587,50 @@ type tapEndpoint struct {
 func (e tapEndpoint) SendIKE(p transport.Packet) error {
 	e.tap.add(true, p.Data)
 	return e.UDP.SendIKE(p)
+}
+
+func (e tapEndpoint) SendESP(batch []transport.Packet) error {
+	e.tap.addESP(true, batch)
+	return e.UDP.SendESP(batch)
+}
+
+// espCapture is a list of captured ESP packets (from the SPI on), in order.
+type espCapture []tapped
+
+// print lists the packets as a sniffer sees them: the SPI and sequence
+// number of the ESP header (RFC 4303 2), and the size.
+func (c espCapture) print(out io.Writer) {
+	for _, m := range c {
+		dir := "bob -> alice"
+		if m.sent {
+			dir = "alice -> bob"
+		}
+		if len(m.data) < 8 {
+			fmt.Fprintf(out, "    %s  %d bytes\n", dir, len(m.data))
+			continue
+		}
+		// After SPI and sequence number: the 8-byte IV of AES-GCM
+		// (RFC 4106 3.1), then ciphertext.
+		fmt.Fprintf(out, "    %s  ESP SPI %08x seq %d  %3d bytes  ciphertext %x...\n", dir,
+			binary.BigEndian.Uint32(m.data), binary.BigEndian.Uint32(m.data[4:]), len(m.data), m.data[min(len(m.data), 16):min(len(m.data), 28)])
+	}
+}
+
+func (c espCapture) bytes() int {
+	n := 0
+	for _, m := range c {
+		n += len(m.data)
+	}
+	return n
+}
+
+func (c espCapture) contains(b []byte) bool {
+	for _, m := range c {
+		if bytes.Contains(m.data, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // capture is a list of captured IKE datagrams, in order.

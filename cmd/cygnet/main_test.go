@@ -95,13 +95,38 @@ func TestDemo(t *testing.T) {
 		"ESTABLISHED",
 		"INFORMATIONAL request #3",
 		"IKE SAs left on alice 0, on bob 0.",
+		// Traffic through the tunnel.
+		"alice -> bob  ESP SPI",
+		" seq 4 ",
+		`"hello bob" is nowhere in the`,
+		`10.1.0.1:40000 -> 10.2.0.1:7  UDP  "hello bob #3"`,
+		"10.1.0.1 -> 10.2.0.1  ICMP echo request id 1 seq 1",
+		"alice's TUN device: 10.2.0.1 -> 10.1.0.1  ICMP echo reply id 1 seq 1",
+		"out 164 B 4 pkts",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	if strings.Contains(out, "WARNING") {
-		t.Error("demo printed a warning")
+	if ok, _ := kernelDemoPossible(); ok {
+		// As root: namespaces, two daemon processes, a real ping.
+		for _, want := range []string{
+			"3 packets transmitted, 3 received",
+			"10.2.0.0/16 dev cygnet0 proto 199 scope link src 10.1.0.1",
+			"in 252 B 3 pkts  out 252 B 3 pkts",
+			"routes are removed.",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("demo output as root lacks %q", want)
+			}
+		}
+	} else if !strings.Contains(out, "As root, the demo goes on with the kernel") {
+		t.Error("demo output does not say what root would add")
+	}
+	for _, bad := range []string{"WARNING", "STILL THERE"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("demo printed %q", bad)
+		}
 	}
 }
 
