@@ -62,8 +62,7 @@ func trapIndex(cs *configSet) map[uint32]trapRef {
 
 // trap installs the trap policy of child ch of c (start_action: trap).
 func (d *Daemon) trap(cs *configSet, c *config.Connection, ch *config.Child) {
-	t, ok := d.dp.(dataplane.Trapper)
-	if _, none := d.dp.(*dataplane.None); !ok || none {
+	if _, none := d.dp.(*dataplane.None); none {
 		d.log.Warn("start_action trap acts as none with this data plane (no packets to trigger it)", "conn", c.Name, "child", ch.Name, "dataplane", cs.cfg.Daemon.Dataplane)
 		return
 	}
@@ -76,7 +75,7 @@ func (d *Daemon) trap(cs *configSet, c *config.Connection, ch *config.Child) {
 	}
 	local, remote, err := d.trapSelectors(c, ch)
 	if err == nil {
-		err = t.Trap(reqid, local, remote)
+		err = d.dp.Trap(reqid, local, remote)
 	}
 	if err != nil {
 		d.log.Warn("start_action trap: no trap policy", "conn", c.Name, "child", ch.Name, "err", err.Error())
@@ -88,13 +87,9 @@ func (d *Daemon) trap(cs *configSet, c *config.Connection, ch *config.Child) {
 
 // untrap removes the trap policies of cs's children of connection conn.
 func (d *Daemon) untrap(cs *configSet, conn string) {
-	t, ok := d.dp.(dataplane.Trapper)
-	if !ok {
-		return
-	}
 	for reqid, ref := range trapIndex(cs) {
 		if ref.conn == conn {
-			t.Untrap(reqid) // unknown if trapping failed: nothing to undo
+			d.dp.Untrap(reqid) // unknown if trapping failed: nothing to undo
 		}
 	}
 }

@@ -354,16 +354,6 @@ type Backend interface {
 	// block: hand events off.
 	SetEventHandler(func(Event))
 
-	// Close removes everything the backend installed (zeroing the keys)
-	// and releases its resources. Later calls fail with ErrClosed.
-	Close() error
-}
-
-// Trapper is the trap-policy half of a Backend (start_action: trap). None
-// and the userspace backend implement it; it joins Backend once the xfrm
-// backend does too (the runtime asserts it until then, and treats a backend
-// without it as one whose traps never fire).
-type Trapper interface {
 	// Trap installs a trap policy for the CHILD_SA configuration reqid
 	// (start_action: trap, RFC 4301 5.1): an outbound packet that matches
 	// local × remote (source in a local selector, destination in a remote
@@ -379,6 +369,10 @@ type Trapper interface {
 	// Untrap removes the trap policy of reqid; without one it returns
 	// ErrUnknownTrap.
 	Untrap(reqid uint32) error
+
+	// Close removes everything the backend installed (zeroing the keys)
+	// and releases its resources. Later calls fail with ErrClosed.
+	Close() error
 }
 
 // Errors a backend returns; implementations wrap them where they apply, so

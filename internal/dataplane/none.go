@@ -173,7 +173,7 @@ func (n *None) ActivateOutbound(inSPI uint32) error {
 	return nil
 }
 
-// Trap implements Trapper: the none backend sees no packets, so a trap
+// Trap implements Backend: the none backend sees no packets, so a trap
 // never fires; it is only recorded.
 func (n *None) Trap(reqid uint32, local, remote []Selector) error {
 	if len(local) == 0 || len(remote) == 0 {
@@ -188,7 +188,7 @@ func (n *None) Trap(reqid uint32, local, remote []Selector) error {
 	return nil
 }
 
-// Untrap implements Trapper.
+// Untrap implements Backend.
 func (n *None) Untrap(reqid uint32) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -306,7 +306,4 @@ func (n *None) Outbound(inSPI uint32) (installed, outbound bool) {
 	return true, e.outbound
 }
 
-var (
-	_ Backend = (*None)(nil)
-	_ Trapper = (*None)(nil)
-)
+var _ Backend = (*None)(nil)

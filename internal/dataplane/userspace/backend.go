@@ -684,7 +684,7 @@ func (b *Backend) Stats() Stats {
 	}
 }
 
-// Trap implements dataplane.Trapper for start_action: trap: an outbound
+// Trap implements dataplane.Backend for start_action: trap: an outbound
 // packet that matches local × remote selectors (and no installed SA) raises
 // an Acquire event with reqid and the packet's selector, at most once per
 // AcquireInterval, and is dropped, as the kernel drops packets on larval
@@ -736,7 +736,7 @@ func (b *Backend) Traps() []uint32 {
 	return ids
 }
 
-// Untrap implements dataplane.Trapper.
+// Untrap implements dataplane.Backend.
 func (b *Backend) Untrap(reqid uint32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -789,6 +789,5 @@ func (b *Backend) Close() error {
 
 var (
 	_ dataplane.Backend = (*Backend)(nil)
-	_ dataplane.Trapper = (*Backend)(nil)
 	_ dataplane.Totaler = (*Backend)(nil)
 )
