@@ -48,6 +48,9 @@ type netnsCase struct {
 	// the right side's outer address: its own ESP must not loop into the
 	// tunnel (the bypass rules).
 	transport, allRemote bool
+	// secondary: the left side's SA uses a secondary address of its
+	// interface, not the one the kernel would choose as the source.
+	secondary bool
 	v6outer              bool
 	v6inner              bool
 	offload              bool
@@ -56,6 +59,8 @@ type netnsCase struct {
 
 type netnsTunnel struct {
 	left, right *testbed.Netns
+	leftIf      string
+	outerL      netip.Addr
 	pl, pr      *testbed.Process
 	innerL      netip.Addr
 	innerR      netip.Addr
@@ -65,7 +70,7 @@ func startNetnsTunnel(t *testing.T, c netnsCase) *netnsTunnel {
 	testbed.Require(t, "root", "ip", "tun", "ping")
 	bin := buildEsppeer(t)
 	left, right := testbed.NewNetns(t, "usl"), testbed.NewNetns(t, "usr")
-	testbed.Link(t, left, right,
+	lif, _ := testbed.Link(t, left, right,
 		[]netip.Prefix{netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("2001:db8::1/64")},
 		[]netip.Prefix{netip.MustParsePrefix("192.0.2.2/24"), netip.MustParsePrefix("2001:db8::2/64")})
 	left.AddAddr(t, "lo", netip.MustParsePrefix("10.1.0.1/32"))
@@ -76,8 +81,19 @@ func startNetnsTunnel(t *testing.T, c netnsCase) *netnsTunnel {
 	if c.v6outer {
 		ol, or = "2001:db8::1", "2001:db8::2"
 	}
+	if c.secondary {
+		ol = "192.0.2.11"
+		if c.v6outer {
+			ol = "2001:db8::11"
+		}
+		bits := 24
+		if c.v6outer {
+			bits = 64
+		}
+		left.AddAddr(t, lif, netip.PrefixFrom(netip.MustParseAddr(ol), bits))
+	}
 	tsl, tsr := "10.1.0.0/16", "10.2.0.0/16"
-	tn := &netnsTunnel{left: left, right: right, innerL: netip.MustParseAddr("10.1.0.1"), innerR: netip.MustParseAddr("10.2.0.1")}
+	tn := &netnsTunnel{left: left, right: right, leftIf: lif, outerL: netip.MustParseAddr(ol), innerL: netip.MustParseAddr("10.1.0.1"), innerR: netip.MustParseAddr("10.2.0.1")}
 	if c.v6inner {
 		tsl, tsr = "fd01::/64", "fd02::/64"
 		tn.innerL, tn.innerR = netip.MustParseAddr("fd01::1"), netip.MustParseAddr("fd02::1")
@@ -163,6 +179,39 @@ func (tn *netnsTunnel) stop(t *testing.T) {
 	}
 }
 
+// checkOuterSource captures on the left side's link during a ping and
+// requires the ESP it sends to come from the SA's local address.
+func (tn *netnsTunnel) checkOuterSource(t *testing.T) {
+	capture := testbed.StartCapture(t, tn.left, tn.leftIf)
+	tn.left.Ping(t, tn.innerL, tn.innerR, 2, 20*time.Millisecond)
+	capture.Stop(t)
+	n := 0
+	for _, p := range capture.Packets() {
+		if !p.Outgoing || len(p.Data) < 14+40 {
+			continue
+		}
+		ip := p.Data[14:]
+		var proto uint8
+		var src netip.Addr
+		switch ip[0] >> 4 {
+		case 4:
+			proto, src = ip[9], netip.AddrFrom4([4]byte(ip[12:16]))
+		case 6:
+			proto, src = ip[6], netip.AddrFrom16([16]byte(ip[8:24]))
+		}
+		if proto != 50 {
+			continue
+		}
+		n++
+		if src != tn.outerL {
+			t.Errorf("ESP sent from %v, want the SA's local address %v", src, tn.outerL)
+		}
+	}
+	if n == 0 {
+		t.Error("no ESP captured")
+	}
+}
+
 func TestNetnsTunnel(t *testing.T) {
 	var cases []netnsCase
 	for _, s := range suites {
@@ -183,6 +232,9 @@ func TestNetnsTunnel(t *testing.T) {
 		netnsCase{suite: "aes256gcm16", encap: true, transport: true, v6outer: true},
 		netnsCase{suite: "aes256gcm16", encap: true, allRemote: true},
 		netnsCase{suite: "chacha20poly1305", encap: false, allRemote: true, v6outer: true, v6inner: true},
+		// Plain ESP leaves from the SA's address, not the route's source.
+		netnsCase{suite: "aes256gcm16", encap: false, secondary: true},
+		netnsCase{suite: "aes256gcm16", encap: false, secondary: true, v6outer: true, v6inner: true},
 	)
 	for _, c := range cases {
 		name := fmt.Sprintf("%s/encap=%v/outer6=%v/inner6=%v/offload=%v/gso=%v", c.suite, c.encap, c.v6outer, c.v6inner, c.offload, c.gso)
@@ -191,6 +243,9 @@ func TestNetnsTunnel(t *testing.T) {
 		}
 		if c.allRemote {
 			name += "/all-remote"
+		}
+		if c.secondary {
+			name += "/secondary-address"
 		}
 		t.Run(name, func(t *testing.T) {
 			tn := startNetnsTunnel(t, c)
@@ -203,7 +258,9 @@ func TestNetnsTunnel(t *testing.T) {
 					t.Fatalf("ping %v -> %v: %d of %d\nleft: %s\nright: %s", dir.src, dir.dst, recv, sent, tn.pl.Output(), tn.pr.Output())
 				}
 			}
-			if _, err := exec.LookPath("iperf3"); err == nil || testbed.Strict() {
+			if c.secondary {
+				tn.checkOuterSource(t)
+			} else if _, err := exec.LookPath("iperf3"); err == nil || testbed.Strict() {
 				bps := testbed.Iperf3(t, tn.right, tn.left, tn.innerR, 1, false)
 				t.Logf("TCP left -> right: %s", testbed.FormatBits(bps))
 				bps = testbed.Iperf3(t, tn.left, tn.right, tn.innerL, 1, false)
