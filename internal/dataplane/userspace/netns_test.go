@@ -51,10 +51,10 @@ type netnsCase struct {
 	// secondary: the left side's SA uses a secondary address of its
 	// interface, not the one the kernel would choose as the source.
 	secondary bool
-	v6outer              bool
-	v6inner              bool
-	offload              bool
-	gso                  bool
+	v6outer   bool
+	v6inner   bool
+	offload   bool
+	gso       bool
 }
 
 type netnsTunnel struct {
