@@ -35,7 +35,6 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asBinaryEnv) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Setenv(asBinaryEnv, "1") // for the processes the tests start
 	var err error
 	testDir, err = os.MkdirTemp("", "cygnet-cmd-test-")
 	if err != nil {

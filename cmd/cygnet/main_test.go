@@ -72,6 +72,7 @@ func TestDaemonBadConfig(t *testing.T) {
 // TestDemo runs `cygnet demo` as the README shows it: it must succeed
 // quickly, print nothing on stderr, and show what the issue asks for.
 func TestDemo(t *testing.T) {
+	t.Setenv(asBinaryEnv, "1") // for the daemons the demo starts as root
 	start := time.Now()
 	code, out, errOut := runCmd("demo")
 	if code != 0 || errOut != "" {
@@ -131,6 +132,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoVerboseLogs(t *testing.T) {
+	t.Setenv(asBinaryEnv, "1")
 	code, _, errOut := runCmd("demo", "-v")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
