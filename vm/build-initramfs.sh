@@ -15,7 +15,8 @@
 # Environment:
 #   CYGNET_VM_CACHE    cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/cygnet-vm)
 #   CYGNET_VM_FLAVOUR  Debian kernel flavour: cloud-amd64 (default, 27 MB) or amd64
-#                      (70 MB, adds 9p/virtio for sharing the host's root later)
+#                      (70 MB; it has 9p and virtio, which CYGNET_VM_HOSTROOT=1 needs to
+#                      share the host's root into the VM: vm/go-test-exec)
 #   CYGNET_VM_REFRESH  1: ask apt again even if a kernel for this flavour is cached
 #
 # Needs: apt-get (Debian's package lists: run `apt-get update` once), dpkg-deb, depmod
@@ -132,7 +133,8 @@ if [ ! -f "$initrd" ]; then
 	tmp=$(mktemp -d "$cache/.initramfs.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
 	r=$tmp/root
-	mkdir -p "$r"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,var,lib/modules/"$kver",cygnet}
+	# /host and /usr: mount points for the host's root (9p) and its /usr (vm/init).
+	mkdir -p "$r"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,var,host,usr,lib/modules/"$kver",cygnet}
 	ln -s ../run "$r/var/run"
 	cp /bin/busybox "$r/bin/busybox"
 	for applet in $(/bin/busybox --list); do

@@ -1,23 +1,48 @@
 #!/usr/bin/env bash
-# Runs the tests that need a kernel with ESP (internal/dataplane/xfrm) in Cygnet's QEMU
-# test VM, where a kernel without ESP is a failure (the wrapper sets CYGNET_REQUIRE_ESP=1).
-# .ci/run calls it after ./scripts/test; developers can run it as it is.
+# Runs the tests that need a kernel with ESP in Cygnet's QEMU test VM, where a kernel
+# without ESP is a failure (the wrapper sets CYGNET_REQUIRE_ESP=1): the XFRM backend
+# (internal/dataplane/xfrm), strongSwan with the kernel's ESP (internal/testbed), and
+# `cygnet daemon` with `dataplane: xfrm` (cmd/cygnet). scripts/test calls it; developers
+# can run it as it is.
 #
 # As root it first installs what the VM needs (Debian packages; apt-get update only if
 # the package lists lack them or the kernel metapackage). Without root, the packages must
-# be there already. Extra arguments go to `go test` (e.g. -run TestPing -v).
+# be there already. Extra arguments go to `go test` after the script's own (so a -run
+# given here replaces a package's default selection, e.g. -run TestPing -v).
 #
-# Environment: PACKAGES (default ./internal/dataplane/xfrm/), GO_TEST_FLAGS (default
+# Each package runs in its own VM, one after the other (each VM takes both vCPUs of a
+# 2-core CI machine). Only the tests of a package that need the VM run there (its
+# default -run below); packages that run strongSwan get the host's root shared in
+# (CYGNET_VM_HOSTROOT=1, the amd64 kernel flavour with 9p; see vm/go-test-exec).
+#
+# Environment: PACKAGES (default below), GO_TEST_FLAGS (default
 # "-race -count=1 -timeout 30m"), and those of vm/go-test-exec and vm/build-initramfs.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+packages=${PACKAGES:-./internal/dataplane/xfrm/ ./internal/testbed/}
+
+# vm_run PKG: the tests of PKG that belong in the VM (a -run pattern; empty: all).
+vm_run() {
+	case $1 in
+	./internal/testbed | ./internal/testbed/) echo '^TestCharonToCharonKernel$' ;;
+	*) echo '' ;;
+	esac
+}
+
+# vm_hostroot PKG: 1 if PKG's VM tests run the host's strongSwan.
+vm_hostroot() {
+	case $1 in
+	./internal/dataplane/xfrm | ./internal/dataplane/xfrm/) echo 0 ;;
+	*) echo 1 ;;
+	esac
+}
+
 pkgs="qemu-system-x86 busybox-static kmod cpio iproute2"
-flavour=${CYGNET_VM_FLAVOUR:-cloud-amd64}
 if [ "$(id -u)" = 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	missing=$(dpkg-query -W -f='${Status} ${Package}\n' $pkgs 2>&1 | grep -v '^install ok installed' || true)
-	if [ -n "$missing" ] || ! apt-cache show "linux-image-$flavour" >/dev/null 2>&1; then
+	if [ -n "$missing" ] || ! apt-cache show "linux-image-${CYGNET_VM_FLAVOUR:-cloud-amd64}" linux-image-amd64 >/dev/null 2>&1; then
 		apt-get update -qq
 	fi
 	if [ -n "$missing" ]; then
@@ -32,8 +57,23 @@ for tool in qemu-system-x86_64 /bin/busybox depmod cpio ip; do
 done
 
 start=$(date +%s)
-# Build (or find) the kernel and initramfs once, outside the timed test.
+# Build (or find) the kernels and initramfs images once, outside the timed tests.
 ./vm/build-initramfs.sh >/dev/null
-# shellcheck disable=SC2086
-go test ${GO_TEST_FLAGS:--race -count=1 -timeout 30m} -exec "$PWD/vm/go-test-exec" "$@" ${PACKAGES:-./internal/dataplane/xfrm/}
+for pkg in $packages; do
+	if [ "$(vm_hostroot "$pkg")" = 1 ]; then
+		CYGNET_VM_FLAVOUR=${CYGNET_VM_FLAVOUR:-amd64} ./vm/build-initramfs.sh >/dev/null
+		break
+	fi
+done
+
+rc=0
+for pkg in $packages; do
+	run=$(vm_run "$pkg")
+	t0=$(date +%s)
+	# shellcheck disable=SC2086
+	CYGNET_VM_HOSTROOT=$(vm_hostroot "$pkg") go test ${GO_TEST_FLAGS:--race -count=1 -timeout 30m} \
+		-exec "$PWD/vm/go-test-exec" ${run:+-run "$run"} "$@" "$pkg" || rc=1
+	echo "vm/run-xfrm-tests.sh: $pkg in $(($(date +%s) - t0))s"
+done
 echo "vm/run-xfrm-tests.sh: VM tests finished in $(($(date +%s) - start))s"
+exit $rc

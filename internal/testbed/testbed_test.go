@@ -86,6 +86,12 @@ func swanctlConf(t testing.TB, auth string, p swanctlParams) string {
 // addresses of one family. Nothing is initiated.
 func charonPair(t testing.TB, auth string, ipv6 bool) (left, right *side) {
 	t.Helper()
+	return charonPairWith(t, auth, ipv6, nil)
+}
+
+// charonPairWith is charonPair with charon's plugin list (nil: DefaultPlugins).
+func charonPairWith(t testing.TB, auth string, ipv6 bool, plugins []string) (left, right *side) {
+	t.Helper()
 	Require(t, "root", "ip", "unshare", "charon", "tun", "ping")
 	left = &side{ns: NewNetns(t, "left"), in4: leftIn4.Addr(), in6: leftIn6.Addr()}
 	right = &side{ns: NewNetns(t, "right"), in4: rightIn4.Addr(), in6: rightIn6.Addr()}
@@ -118,7 +124,7 @@ func charonPair(t testing.TB, auth string, ipv6 bool) (left, right *side) {
 			RemoteTS: peer.in4.String() + "/32," + peer.in6.String() + "/128",
 			Secret:   "cygnet-testbed-psk-0123456789",
 		})
-		s.charon = StartCharon(t, s.ns, CharonConfig{Swanctl: conf, Files: files[s]})
+		s.charon = StartCharon(t, s.ns, CharonConfig{Swanctl: conf, Files: files[s], Plugins: plugins})
 	}
 	return left, right
 }
