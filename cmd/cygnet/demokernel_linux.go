@@ -131,7 +131,7 @@ connections:
 	}
 
 	p("")
-	p("$ cygnet up tunnel net                      (on alice)")
+	p("%-44s(on alice)", "$ cygnet up tunnel net")
 	c, err := control.DialContext(ctx, alice.socket)
 	if err != nil {
 		return err
@@ -142,13 +142,13 @@ connections:
 		return fmt.Errorf("up in the namespaces: %w%s", err, alice.logTail())
 	}
 	p("  established in %s.", roundDuration(time.Since(t0)))
-	p("$ ping -c 3 -I %v %v          (on alice)", aliceInner, bobInner)
+	p("%-44s(on alice)", fmt.Sprintf("$ ping -c 3 -I %v %v", aliceInner, bobInner))
 	ping, err := alice.ns.run("ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", aliceInner.String(), bobInner.String())
 	if err != nil {
 		return fmt.Errorf("ping through the tunnel: %w%s", err, alice.logTail())
 	}
 	printIndented(out, ping)
-	p("$ ip route show table 221                   (on alice: Cygnet's routes, in a table of their own)")
+	p("%-44s(on alice: Cygnet's routes, in a table of their own)", "$ ip route show table 221")
 	routes, err := alice.ns.run("ip", "route", "show", "table", "221")
 	if err != nil {
 		return err
@@ -158,7 +158,7 @@ connections:
 	if err != nil {
 		return err
 	}
-	p("$ cygnet status                             (on alice)")
+	p("%-44s(on alice)", "$ cygnet status")
 	var table bytes.Buffer
 	if err := control.WriteTable(&table, st, time.Now()); err != nil {
 		return err
