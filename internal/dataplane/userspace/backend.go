@@ -597,9 +597,8 @@ func (b *Backend) Remove(inSPI uint32) error {
 }
 
 func (b *Backend) removeLocked(p *saPair) {
-	if c, ok := b.Counters(p.sa.InSPI); ok {
-		addTotals(&b.retired, &c)
-	}
+	c := p.counters()
+	addTotals(&b.retired, &c)
 	p.dead.Store(true)
 	delete(b.pairs, p.sa.InSPI)
 	b.sad.Delete(p.sa.InSPI)
@@ -617,7 +616,10 @@ func (b *Backend) Counters(inSPI uint32) (dataplane.Counters, bool) {
 	if !ok {
 		return dataplane.Counters{}, false
 	}
-	p := v.(*saPair)
+	return v.(*saPair).counters(), true
+}
+
+func (p *saPair) counters() dataplane.Counters {
 	ic, oc := p.in.Counters(), p.out.Counters()
 	c := dataplane.Counters{
 		BytesIn:    ic.Bytes,
@@ -636,7 +638,7 @@ func (b *Backend) Counters(inSPI uint32) (dataplane.Counters, bool) {
 	if t := p.lastOut.Load(); t != 0 {
 		c.LastOut = time.Unix(0, t)
 	}
-	return c, true
+	return c
 }
 
 // Totals implements dataplane.Totaler. It sums the counters of the SAs
@@ -647,9 +649,8 @@ func (b *Backend) Totals() dataplane.Totals {
 	b.mu.Lock()
 	t := b.retired
 	for _, p := range b.pairs {
-		if c, ok := b.Counters(p.sa.InSPI); ok {
-			addTotals(&t, &c)
-		}
+		c := p.counters()
+		addTotals(&t, &c)
 	}
 	b.mu.Unlock()
 	st := b.Stats()
