@@ -33,6 +33,10 @@ type Env struct {
 	// SAD). An SPI handed out for a CHILD_SA that then fails is reported in
 	// ChildFailed.SPI so that the data plane can release it.
 	NewChildSPI func() (uint32, error)
+
+	// nonceHook, in tests only, may rewrite each CREATE_CHILD_SA nonce we
+	// draw (to decide which side wins a rekey collision).
+	nonceHook func(nonce []byte)
 }
 
 // AuthMethod is how one side of a connection authenticates.
@@ -153,14 +157,27 @@ type Config struct {
 	// IKE_SA_INIT (default 30s). The initiator's handshake is bounded by
 	// the retransmission schedule.
 	HalfOpenTimeout time.Duration
-	// RekeyTime and ReauthTime are the IKE SA's rekey and reauthentication
-	// intervals (not acted on yet: IKE SA rekeying comes later).
+	// RekeyTime is the IKE SA's rekey interval (RFC 7296 2.18); 0: never.
+	// The rekey starts RekeyTime after the SA was established, less a
+	// random part of up to RandTime (RFC 7296 2.8.1: jitter, so that both
+	// ends do not start at once). ReauthTime (reauthentication) is not
+	// implemented: it is ignored.
 	RekeyTime, ReauthTime time.Duration
+	// RandTime is the largest random amount subtracted from RekeyTime
+	// (strongSwan's rand_time); 0: a tenth of RekeyTime; negative: none.
+	RandTime time.Duration
 	// DPDDelay: after this long without hearing from the peer, an empty
 	// INFORMATIONAL checks that it is alive (RFC 7296 2.4); 0: off. An
-	// unanswered check fails the IKE SA after the retransmission schedule.
-	// DPDTimeout is unused (the retransmission schedule bounds the check).
+	// unanswered check fails the IKE SA after the retransmission schedule,
+	// or after DPDTimeout if that is shorter (0: the schedule alone).
 	DPDDelay, DPDTimeout time.Duration
+	// RekeyOutboundTimeout bounds how long the responder of a CHILD_SA
+	// rekey keeps sending on the old SA when the initiator's Delete of it
+	// does not come (RFC 7296 2.8 lets the initiator delete it "after the
+	// new one is established"): that long after our answer, and once the
+	// peer has sent a later request (so it holds our answer and the new
+	// SA), outbound switches to the new SA anyway. Default 5s.
+	RekeyOutboundTimeout time.Duration
 
 	Children []*ChildConfig
 	// SendCertReq sends CERTREQ payloads naming Remote.CACerts when the peer
@@ -230,8 +247,12 @@ type ChildConfig struct {
 	LocalTS, RemoteTS []TrafficSelector // empty: [dynamic]
 	Proposals         []algs.Proposal   // ESP; a key exchange in them means PFS for CREATE_CHILD_SA
 	Mode              Mode
-	RekeyTime         time.Duration // soft lifetime: ChildSA.RekeyAt (acted on later)
-	LifeTime          time.Duration // hard lifetime: ChildSA.ExpireAt
+	// RekeyTime is the soft lifetime: the CHILD_SA is rekeyed (RFC 7296
+	// 1.3.3) RekeyTime after its creation less a random part of up to
+	// RandTime (0: a tenth of RekeyTime; negative: none). 0: never.
+	RekeyTime, RandTime time.Duration
+	// LifeTime is the hard lifetime: an SA still alive then is deleted.
+	LifeTime time.Duration
 	RekeyBytes, RekeyPackets,
 	LifeBytes, LifePackets uint64
 	ReplayWindow int
@@ -302,16 +323,74 @@ type Established struct {
 }
 
 // ChildUp reports a new CHILD_SA to install.
+//
+// Make-before-break (RFC 7296 2.8): with Replaces set, the new SA replaces
+// that one. Without OutboundDeferred, install the new pair and switch the
+// child's outbound traffic to it at once (we initiated the rekey, or won
+// its collision). With OutboundDeferred, install only its inbound half and
+// keep sending on the SA that carries the child's traffic now, until a
+// ChildOutbound names the new SA (we answered the peer's rekey: the peer
+// may not hold the new SA before our answer reaches it). The replaced SA
+// stays installed, inbound included, until its own ChildDown.
+// OutboundDeferred may also come without Replaces (an SA created by a rekey
+// collision that will be deleted again; its outbound is never used).
 type ChildUp struct {
-	Child    *ChildSA
-	Replaces *ChildSA // nil unless a rekey (later)
+	Child            *ChildSA
+	Replaces         *ChildSA
+	OutboundDeferred bool
 }
 
-// ChildDown reports a CHILD_SA to remove (deleted by either side, or with
-// its IKE SA).
+// ChildOutbound reports that outbound traffic of Child's CHILD_SA must now
+// use Child (installed earlier with ChildUp.OutboundDeferred): the data
+// plane switches the child's outbound SA to it atomically. The SA that
+// carried the traffic stays installed until its ChildDown.
+type ChildOutbound struct {
+	Child *ChildSA
+}
+
+// Cause says why an SA went away, so that the runtime can apply the
+// connection's policy (close_action for CausePeer, dpd_action for
+// CauseDeadPeer) without parsing reasons.
+type Cause uint8
+
+const (
+	CauseLocal     Cause = iota // we deleted it (a command, reload, shutdown)
+	CausePeer                   // the peer deleted it
+	CauseDeadPeer               // the peer stopped answering (RFC 7296 2.4)
+	CauseExpired                // its hard lifetime ended without a rekey
+	CauseRekeyed                // a rekey replaced it: nothing to do
+	CauseRedundant              // a duplicate made by a rekey collision (RFC 7296 2.8.1): nothing to do
+	CauseFailed                 // a protocol or installation error
+)
+
+func (c Cause) String() string {
+	switch c {
+	case CauseLocal:
+		return "local"
+	case CausePeer:
+		return "peer"
+	case CauseDeadPeer:
+		return "dead-peer"
+	case CauseExpired:
+		return "expired"
+	case CauseRekeyed:
+		return "rekeyed"
+	case CauseRedundant:
+		return "redundant"
+	case CauseFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("Cause(%d)", uint8(c))
+}
+
+// ChildDown reports a CHILD_SA to remove (deleted by either side, replaced
+// by a rekey, expired, or with its IKE SA). If it carried the child's
+// outbound traffic and another SA of the child remains, a ChildOutbound
+// for that one comes first.
 type ChildDown struct {
 	Child  *ChildSA
 	Reason string
+	Cause  Cause
 }
 
 // ChildFailed reports a CHILD_SA that could not be created; the IKE SA stays
@@ -322,14 +401,43 @@ type ChildFailed struct {
 	// SPI is the inbound SPI Env.NewChildSPI gave for it (0 if none), which
 	// the data plane may release.
 	SPI uint32
+	// Rekeying, if set, is the CHILD_SA whose rekey failed: it stays
+	// installed and the rekey is retried later (or it expires).
+	Rekeying *ChildSA
 }
 
 // Failed reports that the IKE SA failed (handshake, AUTH, dead peer). Its
 // CHILD_SAs have been reported down before it.
-type Failed struct{ Err error }
+type Failed struct {
+	Err   error
+	Cause Cause // CauseDeadPeer when the peer stopped answering, else CauseFailed
+}
 
-// Deleted reports that the IKE SA finished normally (deleted by either side).
-type Deleted struct{ Reason string }
+// Deleted reports that the IKE SA finished normally (deleted by either
+// side, or replaced by a rekey: Cause CauseRekeyed, and its CHILD_SAs live
+// on in the new IKE SA).
+type Deleted struct {
+	Reason string
+	Cause  Cause
+}
+
+// IKEAdded hands the runtime a new IKE SA created by a rekey of this one
+// (RFC 7296 1.3.2) that does not take over yet: route its LocalSPI to it,
+// on the same owner, and Tick it by its NextDeadline. It is one of the two
+// IKE SAs of a rekey collision (2.8.2); an IKERekeyed names the winner
+// later, and the loser is deleted by the side that created it.
+type IKEAdded struct {
+	SA *IKESA
+}
+
+// IKERekeyed reports that New replaces this IKE SA (RFC 7296 1.3.2, 2.18):
+// register New (unless an IKEAdded did already), move this SA's CHILD_SAs
+// and their routing to it (no data plane change), and keep this SA until
+// it is Done: it only finishes its own deletion and reports no ChildDown
+// for the CHILD_SAs it handed over.
+type IKERekeyed struct {
+	New *IKESA
+}
 
 // NATDetected reports what NAT detection found (RFC 7296 2.23) after
 // IKE_SA_INIT: Local, a NAT in front of us (or one we fake with
@@ -337,13 +445,16 @@ type Deleted struct{ Reason string }
 // NAT-T ports and encapsulates ESP in UDP.
 type NATDetected struct{ Local, Remote bool }
 
-func (Established) event() {}
-func (ChildUp) event()     {}
-func (ChildDown) event()   {}
-func (ChildFailed) event() {}
-func (Failed) event()      {}
-func (Deleted) event()     {}
-func (NATDetected) event() {}
+func (Established) event()   {}
+func (ChildUp) event()       {}
+func (ChildOutbound) event() {}
+func (ChildDown) event()     {}
+func (ChildFailed) event()   {}
+func (Failed) event()        {}
+func (Deleted) event()       {}
+func (NATDetected) event()   {}
+func (IKEAdded) event()      {}
+func (IKERekeyed) event()    {}
 
 // ChildSA is a negotiated CHILD_SA pair as the data plane needs it. The
 // engine does not change a ChildSA after reporting it.
@@ -372,8 +483,8 @@ type State uint8
 const (
 	StateConnecting  State = iota // IKE_SA_INIT and IKE_AUTH in progress
 	StateEstablished              // authenticated; CHILD_SAs can be created
-	StateRekeying                 // being replaced by a new IKE SA (later)
-	StateDeleting                 // our delete is in flight
+	StateRekeying                 // our rekey of it is in flight; still the live SA
+	StateDeleting                 // our delete is in flight, or it was replaced by a rekey and waits for its delete
 	StateDead                     // failed or deleted; Done soon
 )
 
@@ -430,7 +541,20 @@ type Snapshot struct {
 	NATLocal          bool
 	NATRemote         bool
 	EstablishedAt     time.Time // zero until established
+	RekeyAt           time.Time // when the next IKE SA rekey is due; zero: none
 	Children          []ChildSnapshot
+	Counters          Counters
+}
+
+// Counters count lifecycle events of one IKE SA (not inherited by the IKE
+// SA that replaces it): the runtime exports their increase as metrics.
+type Counters struct {
+	ChildRekeys    uint64 // CHILD_SAs replaced by a rekey (either side initiated)
+	IKERekeys      uint64 // 1 once this IKE SA was replaced by a rekey
+	CollisionsWon  uint64 // rekey collisions (CHILD or IKE, RFC 7296 2.8.1, 2.8.2) our SA survived
+	CollisionsLost uint64 // rekey collisions the peer's SA survived
+	ChildDeletes   uint64 // CHILD_SAs deleted other than by a rekey (either side, expiry)
+	TempFailures   uint64 // TEMPORARY_FAILURE answers received (RFC 7296 2.25)
 }
 
 // ChildSnapshot is a CHILD_SA in a Snapshot.
@@ -444,4 +568,11 @@ type ChildSnapshot struct {
 	Proposal          string   // the ESP suite in strongSwan syntax
 	LocalTS, RemoteTS []string // CIDR prefixes, or "a-b" ranges; "[proto/port]" appended when restricted (TSString)
 	Created           time.Time
+	RekeyAt, ExpireAt time.Time // the next rekey (jittered) and the hard lifetime; zero: none
+	// Rekeys is how often this child has been rekeyed: the SA is the
+	// (Rekeys+1)-th of its line.
+	Rekeys uint64
+	// Outbound: this SA carries the child's outbound traffic (false for an
+	// SA whose outbound is deferred, and for one being replaced).
+	Outbound bool
 }

@@ -11,9 +11,11 @@ func benchHandshake(b *testing.B, ini, resp *Config) {
 	b.ReportAllocs()
 	sel := &selector{cfgs: []*Config{resp}}
 	for i := 0; b.Loop(); i++ {
-		p := &pair{t: b, now: t0, link: &link{}, i: side{children: map[uint32]*ChildSA{}}, r: side{children: map[uint32]*ChildSA{}}}
-		p.ini = NewInitiator(&Env{}, ini, addrI, addrR)
-		p.resp = NewResponder(&Env{}, sel, ResponderOptions{})
+		ienv, renv := &Env{}, &Env{}
+		p := &pair{t: b, now: t0, link: &link{}, i: newSide("initiator", ienv), r: newSide("responder", renv)}
+		p.ini = NewInitiator(ienv, ini, addrI, addrR)
+		p.i.register(p.ini)
+		p.resp = NewResponder(renv, sel, ResponderOptions{})
 		p.handshake()
 		if p.i.established() == nil || p.r.established() == nil || len(p.i.children) != 1 {
 			b.Fatal("handshake failed")

@@ -112,11 +112,15 @@ func (sa *IKESA) completeChild(now time.Time, o *childOffer, s *payloadSet, ni, 
 		sa.log.Warn("CHILD_SA failed", slog.String("child", o.cfg.Name), slog.String("reason", err.Error()))
 		out.event(ChildFailed{Name: o.cfg.Name, Err: err, SPI: o.spi})
 		if s.sa != nil && len(s.sa.Proposals) > 0 {
-			sa.queue = append(sa.queue, &deleteChildTask{spis: []uint32{o.spi}})
+			sa.queueOrphanDelete(o.spi)
 		}
 		return
 	}
-	sa.addChild(cs, o.cfg, out)
+	c := sa.newChild(cs, o.cfg, nil)
+	if o.ni != nil {
+		c.ni, c.nr = ni, clone(nr)
+	}
+	sa.install(c, nil, false, out)
 }
 
 // acceptChild checks the responder's answer against our offer.
@@ -210,9 +214,9 @@ func (sa *IKESA) makeChild(now time.Time, cfg *ChildConfig, suite algs.Suite, in
 		LifeBytes:    cfg.LifeBytes,
 		LifePackets:  cfg.LifePackets,
 	}
-	if cfg.RekeyTime > 0 {
-		cs.RekeyAt = now.Add(cfg.RekeyTime)
-	}
+	// RFC 7296 2.8.1: the rekey time is jittered, so that both ends do
+	// not start the rekey at once.
+	cs.RekeyAt = sa.softLifetime(now, cfg.RekeyTime, cfg.RandTime, cfg.LifeTime)
 	if cfg.LifeTime > 0 {
 		cs.ExpireAt = now.Add(cfg.LifeTime)
 	}
@@ -229,16 +233,33 @@ func (sa *IKESA) makeChild(now time.Time, cfg *ChildConfig, suite algs.Suite, in
 // selectors intersect the proposed ones (RFC 7296 2.9), narrows them,
 // selects a proposal, and returns the response payloads (SA, [Nr, [KE]],
 // TSi, TSr, [N(USE_TRANSPORT_MODE)]) or the error notify. A failure leaves
-// the IKE SA up (2.21.3) and is reported as ChildFailed.
+// the IKE SA up (2.21.3) and is reported as ChildFailed. The new CHILD_SA
+// is installed.
 func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Output) []wire.Payload {
+	resp, c := sa.negotiateChild(now, s, inAuth, nil, nil, out)
+	if c != nil {
+		sa.install(c, nil, false, out)
+	}
+	return resp
+}
+
+// negotiateChild is answerChild's negotiation. With only set (a rekey,
+// RFC 7296 1.3.3) the CHILD_SA must be of that configuration, and a
+// failure reports rekeying as the SA that stays. It returns the new
+// CHILD_SA, not yet installed, or nil.
+func (sa *IKESA) negotiateChild(now time.Time, s *payloadSet, inAuth bool, only *ChildConfig, rekeying *child, out *Output) ([]wire.Payload, *child) {
 	if inAuth && s.sa == nil && s.tsi == nil && s.tsr == nil {
-		return nil // no CHILD_SA requested (RFC 6023)
+		return nil, nil // no CHILD_SA requested (RFC 6023)
 	}
 	name := ""
-	fail := func(nerr *NotifyError, data []byte) []wire.Payload {
+	fail := func(nerr *NotifyError, data []byte) ([]wire.Payload, *child) {
 		sa.log.Warn("CHILD_SA failed", slog.String("child", name), slog.String("reason", nerr.Error()))
-		out.event(ChildFailed{Name: name, Err: nerr})
-		return []wire.Payload{&wire.Notify{NotifyType: nerr.Type, Data: data}}
+		ev := ChildFailed{Name: name, Err: nerr}
+		if rekeying != nil {
+			ev.Rekeying = rekeying.sa
+		}
+		out.event(ev)
+		return []wire.Payload{&wire.Notify{NotifyType: nerr.Type, Data: data}}, nil
 	}
 	if s.sa == nil || s.tsi == nil || s.tsr == nil || (!inAuth && s.nonce == nil) {
 		return fail(localNotify(wire.INVALID_SYNTAX, nil, "CHILD_SA request without SA, Nonce, TSi or TSr"), nil)
@@ -257,7 +278,12 @@ func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Out
 	var suite algs.Suite
 	var chosen *wire.Proposal
 	var noProposal *NotifyError
-	for _, c := range sa.cfg.Children {
+	candidates := sa.cfg.Children
+	if only != nil {
+		candidates = []*ChildConfig{only}
+		name = only.Name
+	}
+	for _, c := range candidates {
 		ci := narrowTS(resolveTS(c.RemoteTS, sa.remote.Addr()), s.tsi.Selectors)
 		cr := narrowTS(resolveTS(c.LocalTS, sa.local.Addr()), s.tsr.Selectors)
 		if len(ci) == 0 || len(cr) == 0 {
@@ -286,6 +312,9 @@ func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Out
 	switch {
 	case cfg == nil && noProposal != nil:
 		return fail(noProposal, nil)
+	case cfg == nil && only != nil:
+		return fail(localNotify(wire.TS_UNACCEPTABLE, nil, "traffic selectors %s === %s of the rekey do not match child %s",
+			tsListString(s.tsi.Selectors), tsListString(s.tsr.Selectors), only.Name), nil)
 	case cfg == nil:
 		return fail(localNotify(wire.TS_UNACCEPTABLE, nil, "traffic selectors %s === %s match no child of connection %q",
 			tsListString(s.tsi.Selectors), tsListString(s.tsr.Selectors), sa.cfg.Name), nil)
@@ -303,7 +332,7 @@ func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Out
 			// RFC 7296 1.3.1 (and 1.3 for IKE): tell the initiator which
 			// group we want; it retries. Not a failure yet.
 			sa.log.Info("requesting another key exchange method for CHILD_SA", slog.String("child", name), slog.String("requested", keName(g)))
-			return []wire.Payload{&wire.Notify{NotifyType: wire.INVALID_KE_PAYLOAD, Data: binary.BigEndian.AppendUint16(nil, uint16(g))}}
+			return []wire.Payload{&wire.Notify{NotifyType: wire.INVALID_KE_PAYLOAD, Data: binary.BigEndian.AppendUint16(nil, uint16(g))}}, nil
 		}
 		pub, secret, err := suite.KEMethod().Respond(sa.rand, s.ke.Data)
 		if err != nil {
@@ -335,7 +364,7 @@ func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Out
 	var nonce []byte
 	if !inAuth {
 		ni = s.nonce.Data
-		if nonce, err = randomBytes(sa.rand, nonceLen); err != nil {
+		if nonce, err = sa.newNonce(); err != nil {
 			return fail(localNotify(wire.TEMPORARY_FAILURE, err, "%v", err), nil)
 		}
 		nr = nonce
@@ -345,7 +374,14 @@ func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Out
 		return fail(localNotify(wire.NO_PROPOSAL_CHOSEN, err, "CHILD_SA %s: %v", name, err), nil)
 	}
 	cs := sa.makeChild(now, cfg, suite, inSPI, outSPI, tsr, tsi, mode, k, false)
-	sa.addChild(cs, cfg, out)
+	var lin *lineage
+	if rekeying != nil {
+		lin = rekeying.lin
+	}
+	c := sa.newChild(cs, cfg, lin)
+	if !inAuth {
+		c.ni, c.nr = clone(ni), nr
+	}
 
 	var ps []wire.Payload
 	if mode == ModeTransport {
@@ -361,16 +397,15 @@ func (sa *IKESA) answerChild(now time.Time, s *payloadSet, inAuth bool, out *Out
 	return append(ps,
 		&wire.TS{Kind: wire.PayloadTSi, Selectors: tsi},
 		&wire.TS{Kind: wire.PayloadTSr, Selectors: tsr},
-	)
+	), c
 }
 
 // createChildTask creates one more CHILD_SA with CREATE_CHILD_SA (RFC 7296
 // 1.3.1): SA, Ni, [KE], TSi, TSr, and with PFS one retry after
-// INVALID_KE_PAYLOAD. rekeys is reserved for rekeying (1.3.3: the inbound
-// SPI of the CHILD_SA it replaces, sent in REKEY_SA), which comes later.
+// INVALID_KE_PAYLOAD. After TEMPORARY_FAILURE (2.25: the peer is rekeying
+// or deleting the IKE SA) it is retried a little later, with the same SPI.
 type createChildTask struct {
 	cfg       *ChildConfig
-	rekeys    uint32
 	offer     *childOffer
 	keRetried bool
 }
@@ -388,7 +423,7 @@ func (t *createChildTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.P
 		o.group = firstKE(o.proposals)
 	}
 	o := t.offer
-	ni, err := randomBytes(sa.rand, nonceLen)
+	ni, err := sa.newNonce()
 	if err != nil {
 		return nil, err
 	}
@@ -426,11 +461,24 @@ func (t *createChildTask) process(sa *IKESA, now time.Time, m *wire.Message, pay
 		o.group = g
 		return true, nil
 	}
+	if n := s.firstError(); s.sa == nil && n != nil && n.NotifyType == wire.TEMPORARY_FAILURE && sa.state == StateEstablished {
+		// RFC 7296 2.25: wait, then try again.
+		sa.noteTempFail(now, out)
+		if !sa.deleteRequested {
+			d := sa.retryDelay()
+			sa.log.Info("peer answered TEMPORARY_FAILURE, retrying CHILD_SA", slog.String("child", o.cfg.Name), slog.Duration("in", d))
+			sa.later(now.Add(d), t)
+			return false, nil
+		}
+	}
 	var nr []byte
 	if s.nonce != nil {
 		nr = s.nonce.Data
 	} else if s.sa != nil {
 		return false, errorf("CHILD_SA %s: peer's answer has no nonce", o.cfg.Name)
+	}
+	if s.sa != nil {
+		sa.tempFailSince = time.Time{}
 	}
 	t.offer = nil
 	sa.completeChild(now, o, &s, o.ni, nr, nil, out)
@@ -460,19 +508,22 @@ func (o *childOffer) destroy() {
 	}
 }
 
-// answerCreateChild is the responder's CREATE_CHILD_SA (RFC 7296 1.3).
-func (sa *IKESA) answerCreateChild(now time.Time, payloads []wire.Payload, out *Output) []wire.Payload {
+// answerCreateChild is the responder's CREATE_CHILD_SA (RFC 7296 1.3): a
+// rekey of the IKE SA (1.3.2), of a CHILD_SA (1.3.3), or a new CHILD_SA
+// (1.3.1).
+func (sa *IKESA) answerCreateChild(now time.Time, m *wire.Message, payloads []wire.Payload, out *Output) []wire.Payload {
 	s := collect(payloads)
-	if s.notify(wire.REKEY_SA) != nil || (s.sa != nil && len(s.sa.Proposals) > 0 && s.sa.Proposals[0].Protocol == wire.ProtoIKE) {
-		// Rekeying a CHILD_SA (1.3.3) or the IKE SA (1.3.2) is not
-		// implemented yet: RFC 7296 2.25's TEMPORARY_FAILURE makes the peer
-		// try again later.
-		sa.log.Info("declining rekey request", slog.String("reason", ErrNotSupported.Error()))
+	if s.sa != nil && len(s.sa.Proposals) > 0 && s.sa.Proposals[0].Protocol == wire.ProtoIKE {
+		return sa.answerRekeyIKE(now, &s, out)
+	}
+	if sa.state != StateEstablished || sa.deleteRequested {
+		// RFC 7296 2.25: we are rekeying or deleting the IKE SA; the peer
+		// tries again later (on the new IKE SA).
+		sa.log.Info("declining CREATE_CHILD_SA while the IKE SA is being rekeyed or deleted", slog.String("state", sa.state.String()))
 		return []wire.Payload{&wire.Notify{NotifyType: wire.TEMPORARY_FAILURE}}
 	}
-	if sa.state == StateDeleting {
-		// RFC 7296 2.25: we are deleting the IKE SA.
-		return []wire.Payload{&wire.Notify{NotifyType: wire.TEMPORARY_FAILURE}}
+	if n := s.notify(wire.REKEY_SA); n != nil {
+		return sa.answerRekeyChild(now, m, &s, n, out)
 	}
 	return sa.answerChild(now, &s, false, out)
 }

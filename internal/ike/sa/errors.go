@@ -53,7 +53,7 @@ func (e *NotifyError) Unwrap() error { return e.Err }
 var ErrNoAnswer = errors.New("ike: peer did not answer")
 
 // ErrNotSupported is wrapped by the errors of requests this engine does not
-// implement yet (so far: CHILD_SA and IKE SA rekeying as responder).
+// implement (none at the moment; kept for the API).
 var ErrNotSupported = errors.New("ike: not supported")
 
 // localNotify is a NotifyError for a notify we send.

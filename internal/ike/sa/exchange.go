@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -25,6 +26,7 @@ type request struct {
 	sent     int       // retransmissions so far
 	first    time.Time // first transmission
 	deadline time.Time // next retransmission, or giving up
+	giveUp   time.Time // a liveness check fails then (DPDTimeout) if the schedule has not ended it; zero: none
 }
 
 // response is our answer to the peer's last request, kept to answer its
@@ -37,10 +39,10 @@ type response struct {
 }
 
 // task is one piece of local work that takes one or more exchanges in which
-// we are the initiator: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, delete,
-// liveness. Later ones (rekey CHILD_SA, rekey IKE SA, MOBIKE updates) are new
-// implementations; collisions are decided where the responder handlers see
-// the active task (IKESA.activeTask).
+// we are the initiator: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA (new and
+// rekeyed CHILD_SAs, the IKE SA rekey), delete, liveness. Collisions are
+// decided where the responder handlers see the active task
+// (IKESA.activeTask) and the CHILD_SAs' rekey state.
 type task interface {
 	// exchange is the exchange type of the task's requests.
 	exchange() wire.ExchangeType
@@ -48,7 +50,8 @@ type task interface {
 	// other tasks wait until it is established.
 	handshake() bool
 	// build returns the payloads of the next request. An error ends the
-	// task before anything is sent (fail is called with it).
+	// task before anything is sent (fail is called with it); errSkip ends
+	// it quietly (abort is called): there is nothing left to do.
 	build(sa *IKESA, now time.Time, out *Output) ([]wire.Payload, error)
 	// process handles the response: m is the message (for IKE_SA_INIT its
 	// plaintext payloads are m.Payloads), payloads the decrypted inner
@@ -63,9 +66,17 @@ type task interface {
 	abort(sa *IKESA, now time.Time, err error, out *Output)
 }
 
+// errSkip is a task's verdict that it has nothing to do any more (the SA it
+// was for is gone or was rekeyed by the peer meanwhile).
+var errSkip = errors.New("nothing to do")
+
 // start builds and sends the first request of t.
 func (sa *IKESA) start(now time.Time, t task, out *Output) {
 	payloads, err := t.build(sa, now, out)
+	if errors.Is(err, errSkip) {
+		t.abort(sa, now, err, out)
+		return
+	}
 	if err != nil {
 		t.fail(sa, now, err, out)
 		return
@@ -99,6 +110,19 @@ func (sa *IKESA) sendRequest(now time.Time, t task, payloads []wire.Payload, out
 		local: sa.local, remote: sa.remote, first: now,
 	}
 	r.deadline = now.Add(sa.retransmitTimeout(0))
+	switch t := t.(type) {
+	case *livenessTask:
+		if sa.cfg != nil && sa.cfg.DPDTimeout > 0 {
+			r.giveUp = now.Add(sa.cfg.DPDTimeout)
+		}
+	case *deleteIKETask:
+		if t.cause == CauseRekeyed || t.cause == CauseRedundant {
+			// Nothing depends on it any more (its CHILD_SAs moved): an
+			// answer lost after the peer stopped lingering must not keep
+			// it for the whole schedule.
+			r.giveUp = now.Add(selfDeleteGiveUp)
+		}
+	}
 	sa.active = r
 	sa.logExchange("sending", h, payloads, len(packets))
 	out.send(r.local, r.remote, packets)
@@ -189,10 +213,26 @@ func (sa *IKESA) remoteNATPort() uint16 {
 // retransmitTimeout is how long to wait after transmission n (0: the
 // first) before the next one (RFC 7296 2.4; strongSwan's schedule).
 func (sa *IKESA) retransmitTimeout(n int) time.Duration {
-	var rt Retransmit
-	if sa.cfg != nil {
-		rt = sa.cfg.Retransmit
+	d := float64(sa.retransmitInterval(n))
+	if rt := sa.retransmitConfig(); rt.Jitter > 0 && rt.Jitter < 1 {
+		var b [2]byte
+		if _, err := io.ReadFull(sa.rand, b[:]); err == nil {
+			d -= d * rt.Jitter * float64(binary.BigEndian.Uint16(b[:])) / 65536
+		}
 	}
+	return time.Duration(d)
+}
+
+func (sa *IKESA) retransmitConfig() Retransmit {
+	if sa.cfg != nil {
+		return sa.cfg.Retransmit
+	}
+	return Retransmit{}
+}
+
+// retransmitInterval is retransmitTimeout without jitter.
+func (sa *IKESA) retransmitInterval(n int) time.Duration {
+	rt := sa.retransmitConfig()
 	timeout, base := rt.Timeout, rt.Base
 	if timeout <= 0 {
 		timeout = 4 * time.Second
@@ -207,12 +247,6 @@ func (sa *IKESA) retransmitTimeout(n int) time.Duration {
 	if d > float64(24*time.Hour) {
 		d = float64(24 * time.Hour)
 	}
-	if rt.Jitter > 0 && rt.Jitter < 1 {
-		var b [2]byte
-		if _, err := io.ReadFull(sa.rand, b[:]); err == nil {
-			d -= d * rt.Jitter * float64(binary.BigEndian.Uint16(b[:])) / 65536
-		}
-	}
 	return time.Duration(d)
 }
 
@@ -226,13 +260,21 @@ func (sa *IKESA) retransmitTries() int {
 // retransmit resends the request in flight, or gives up on it.
 func (sa *IKESA) retransmit(now time.Time, out *Output) {
 	r := sa.active
-	if r.sent >= sa.retransmitTries() {
+	if r.sent >= sa.retransmitTries() || (!r.giveUp.IsZero() && !now.Before(r.giveUp)) {
 		sa.active = nil
-		err := errorf("%w %v request %d after %d retransmissions in %v",
-			ErrNoAnswer, r.exchange, r.msgID, r.sent, now.Sub(r.first).Round(time.Second))
+		elapsed := now.Sub(r.first).Round(time.Second)
+		err := fmt.Errorf("%w %v request %d after %d retransmissions in %v",
+			ErrNoAnswer, r.exchange, r.msgID, r.sent, elapsed)
+		if _, ok := r.task.(*livenessTask); ok {
+			err = fmt.Errorf("%w the liveness check for %ds", ErrNoAnswer, int64(elapsed/time.Second))
+		}
 		r.task.fail(sa, now, err, out)
 		// RFC 7296 2.4: an unanswered request means the peer is gone.
-		sa.die(now, out, err, "", false)
+		cause := CauseDeadPeer
+		if !sa.authenticated {
+			cause = CauseFailed
+		}
+		sa.die(now, out, err, "", cause, false)
 		return
 	}
 	r.sent++
@@ -346,6 +388,14 @@ func (sa *IKESA) handleRequest(now time.Time, m *wire.Message, local, remote net
 		sa.log.Debug("dropping unexpected request", msgAttrs(m)...)
 		return
 	}
+	if sa.contested {
+		// One of two IKE SAs of a rekey collision (RFC 7296 2.8.2) that
+		// does not know yet whether it gets the CHILD_SAs: the peer, which
+		// settled first, retransmits once we have (strongSwan keeps such
+		// an SA checked out, to the same effect).
+		sa.log.Debug("holding back a request until the rekey collision is settled", msgAttrs(m)...)
+		return
+	}
 	payloads, complete, err := sa.open(now, m, &sa.reqFrags)
 	switch {
 	case errors.Is(err, keys.ErrIntegrity) || errors.Is(err, errDrop):
@@ -357,6 +407,8 @@ func (sa *IKESA) handleRequest(now time.Time, m *wire.Message, local, remote net
 		return
 	}
 	sa.lastHeard = now
+	sa.noteAck(m.MessageID)
+	sa.stillUsed(now)
 	sa.logExchange("received", m.Header, payloads, 1)
 	// RFC 7296 2.11: answer to where the request came from, from where it
 	// arrived; 2.23: behind a NAT the peer's address may change.
@@ -379,7 +431,7 @@ func (sa *IKESA) handleRequest(now time.Time, m *wire.Message, local, remote net
 		nerr := localNotify(n.NotifyType, err, "malformed %v request: %v", m.Exchange, err)
 		resp = []wire.Payload{n}
 		if sa.state == StateConnecting {
-			after = func() { sa.die(now, out, nerr, "", true) }
+			after = func() { sa.die(now, out, nerr, "", CauseFailed, true) }
 		} else {
 			sa.log.Warn("malformed request", slog.String("reason", nerr.Error()))
 		}
@@ -407,10 +459,10 @@ func (sa *IKESA) answer(now time.Time, m *wire.Message, payloads []wire.Payload,
 		}
 		return sa.answerAuth(now, m, payloads, out)
 	case wire.CREATE_CHILD_SA:
-		if sa.state != StateEstablished && sa.state != StateDeleting {
+		if sa.state != StateEstablished && sa.state != StateRekeying && sa.state != StateDeleting {
 			return nil, nil
 		}
-		return sa.answerCreateChild(now, payloads, out), nil
+		return sa.answerCreateChild(now, m, payloads, out), nil
 	case wire.INFORMATIONAL:
 		if !sa.authenticated {
 			return nil, nil
@@ -446,6 +498,7 @@ func (sa *IKESA) retransmitResponse(now time.Time, m *wire.Message, local, remot
 	} else if !sa.authenticRetransmit(m) {
 		return
 	}
+	sa.stillUsed(now)
 	sa.log.Debug("retransmitting response", msgAttrs(m)...)
 	out.send(local, remote, c.packets)
 }

@@ -117,24 +117,170 @@ func (l *link) next() (flight, bool) {
 	return f, true
 }
 
-// side collects what one side reported.
+// side is one end: the IKE SAs registered with it (by LocalSPI, as the
+// runtime routes), what they reported, and a model of its data plane.
 type side struct {
-	events   []Event
-	children map[uint32]*ChildSA // by inbound SPI, as the data plane holds them
+	name   string
+	env    *Env
+	events []Event
+	sas    map[uint64]*IKESA
+	// children are the installed CHILD_SAs by inbound SPI, as the data
+	// plane holds them; outbound is the SA (by inbound SPI) whose outbound
+	// half carries each child's traffic, by ReqID.
+	children map[uint32]*ChildSA
+	outbound map[uint32]uint32
+	// rekeyed marks SAs that took over traffic from another (make-before-
+	// break is checked for them).
+	rekeyed map[uint32]bool
+	// nonces are first octets forced onto the CREATE_CHILD_SA nonces this
+	// side draws next (RFC 7296 2.8.1 collision outcomes).
+	nonces []byte
+	// faults: invariant violations seen.
+	faults []string
+	ikeUp  int // IKE SAs registered over time
 }
 
+func newSide(name string, env *Env) *side {
+	s := &side{name: name, env: env, sas: map[uint64]*IKESA{}, children: map[uint32]*ChildSA{},
+		outbound: map[uint32]uint32{}, rekeyed: map[uint32]bool{}}
+	env.nonceHook = func(n []byte) {
+		if len(s.nonces) > 0 {
+			n[0] = s.nonces[0]
+			s.nonces = s.nonces[1:]
+		}
+	}
+	return s
+}
+
+func (s *side) register(sa *IKESA) {
+	if sa == nil {
+		return
+	}
+	if _, ok := s.sas[sa.LocalSPI()]; !ok {
+		s.ikeUp++
+	}
+	s.sas[sa.LocalSPI()] = sa
+}
+
+func (s *side) fault(format string, args ...any) {
+	s.faults = append(s.faults, s.name+": "+fmt.Sprintf(format, args...))
+}
+
+// apply plays the runtime's part for one Output: events first.
 func (s *side) apply(out Output) {
 	for _, e := range out.Events {
 		s.events = append(s.events, e)
 		switch e := e.(type) {
 		case ChildUp:
-			s.children[e.Child.InSPI] = e.Child
+			c := e.Child
+			if _, ok := s.children[c.InSPI]; ok {
+				s.fault("ChildUp for installed SPI %08x", c.InSPI)
+			}
+			s.children[c.InSPI] = c
+			if e.Replaces != nil {
+				s.rekeyed[c.InSPI] = true
+				if _, ok := s.children[e.Replaces.InSPI]; !ok {
+					s.fault("ChildUp %08x replaces %08x, which is not installed", c.InSPI, e.Replaces.InSPI)
+				}
+			}
+			if !e.OutboundDeferred {
+				s.outbound[c.ReqID] = c.InSPI
+			}
+		case ChildOutbound:
+			c := e.Child
+			if _, ok := s.children[c.InSPI]; !ok {
+				s.fault("ChildOutbound for %08x, which is not installed", c.InSPI)
+			}
+			s.outbound[c.ReqID] = c.InSPI
+			s.rekeyed[c.InSPI] = true
 		case ChildDown:
-			delete(s.children, e.Child.InSPI)
+			c := e.Child
+			if _, ok := s.children[c.InSPI]; !ok {
+				s.fault("ChildDown for %08x, which is not installed", c.InSPI)
+			}
+			delete(s.children, c.InSPI)
+			delete(s.rekeyed, c.InSPI)
+			if s.outbound[c.ReqID] == c.InSPI {
+				delete(s.outbound, c.ReqID)
+			}
 		case ChildFailed:
-			delete(s.children, e.SPI) // after ChildInstallFailed
+			// After ChildInstallFailed, or an SPI released.
+			if _, ok := s.children[e.SPI]; ok {
+				delete(s.children, e.SPI)
+				if s.outbound[s.reqIDOf(e)] == e.SPI {
+					delete(s.outbound, s.reqIDOf(e))
+					if e.Rekeying != nil {
+						s.outbound[e.Rekeying.ReqID] = e.Rekeying.InSPI
+					}
+				}
+			}
+		case IKEAdded:
+			s.register(e.SA)
+		case IKERekeyed:
+			s.register(e.New)
 		}
 	}
+}
+
+func (s *side) reqIDOf(e ChildFailed) uint32 {
+	if e.Rekeying != nil {
+		return e.Rekeying.ReqID
+	}
+	for id, spi := range s.outbound {
+		if spi == e.SPI {
+			return id
+		}
+	}
+	return 0
+}
+
+// live returns the registered IKE SAs that are not done, by SPI order.
+func (s *side) live() []*IKESA {
+	var out []*IKESA
+	for _, sa := range s.sas {
+		if !sa.Done() {
+			out = append(out, sa)
+		}
+	}
+	slices.SortFunc(out, func(a, b *IKESA) int {
+		if a.LocalSPI() < b.LocalSPI() {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// established returns the live IKE SAs in StateEstablished.
+func (s *side) establishedSAs() []*IKESA {
+	var out []*IKESA
+	for _, sa := range s.live() {
+		if sa.State() == StateEstablished {
+			out = append(out, sa)
+		}
+	}
+	return out
+}
+
+// route finds the IKE SA a message is for by our SPI in it: SPIr if the
+// sender set the I flag (it is the original initiator), else SPIi.
+func (s *side) route(m *wire.Message) *IKESA {
+	own := m.SPIi
+	if m.IsInitiator() {
+		own = m.SPIr
+	}
+	if sa := s.sas[own]; sa != nil && !sa.Done() {
+		return sa
+	}
+	if m.Exchange == wire.IKE_SA_INIT && m.SPIr == 0 && m.IsInitiator() {
+		// A retransmitted IKE_SA_INIT: the half-open SA by SPIi.
+		for _, sa := range s.sas {
+			if !sa.Done() && !sa.Initiator() && sa.spii == m.SPIi {
+				return sa
+			}
+		}
+	}
+	return nil
 }
 
 func (s *side) established() *Established {
@@ -158,7 +304,7 @@ func (s *side) failed() error {
 func (s *side) childFailures() []ChildFailed {
 	var out []ChildFailed
 	for _, e := range s.events {
-		if e, ok := e.(ChildFailed); ok {
+		if e, ok := e.(ChildFailed); ok && e.Rekeying == nil {
 			out = append(out, e)
 		}
 	}
@@ -167,7 +313,7 @@ func (s *side) childFailures() []ChildFailed {
 
 func (s *side) deleted() *Deleted {
 	for _, e := range s.events {
-		if e, ok := e.(Deleted); ok {
+		if e, ok := e.(Deleted); ok && e.Cause != CauseRekeyed && e.Cause != CauseRedundant {
 			return &e
 		}
 	}
@@ -178,11 +324,11 @@ func (s *side) deleted() *Deleted {
 type pair struct {
 	t       testing.TB
 	now     time.Time
-	ini     *IKESA
+	ini     *IKESA // the initiator side's current IKE SA (follows rekeys)
 	resp    *Responder
-	rsa     *IKESA // created by resp
+	rsa     *IKESA // the responder side's current IKE SA (follows rekeys)
 	link    *link
-	i, r    side
+	i, r    *side
 	rawSent [][]byte // every datagram the initiator sent, for inspection
 	rawResp [][]byte // every datagram the responder side sent
 	trace   []Packet // every datagram in the order sent
@@ -193,6 +339,10 @@ type pair struct {
 	nat func(netip.AddrPort) netip.AddrPort
 	// tamper, if set, may rewrite a datagram before it is parsed.
 	tamper func(toResponder bool, b []byte) []byte
+	// checkFlow checks make-before-break after every step: a child with
+	// SAs has an outbound SA, and (after a rekey) the peer has its inbound
+	// half.
+	checkFlow bool
 }
 
 func newPair(t testing.TB, seed uint64, ini, resp *Config, opts ResponderOptions) *pair {
@@ -201,15 +351,17 @@ func newPair(t testing.TB, seed uint64, ini, resp *Config, opts ResponderOptions
 
 // newPairAt is newPair with the initiator at ai and the responder at ar.
 func newPairAt(t testing.TB, seed uint64, ini, resp *Config, opts ResponderOptions, ai, ar netip.AddrPort) *pair {
+	ienv, renv := testEnv(t, seed), testEnv(t, seed+1000)
 	p := &pair{
 		t:    t,
 		now:  t0,
 		link: &link{},
-		i:    side{children: map[uint32]*ChildSA{}},
-		r:    side{children: map[uint32]*ChildSA{}},
+		i:    newSide("initiator", ienv),
+		r:    newSide("responder", renv),
 	}
-	p.ini = NewInitiator(testEnv(t, seed), ini, ai, ar)
-	p.resp = NewResponder(testEnv(t, seed+1000), &selector{cfgs: []*Config{resp}}, opts)
+	p.ini = NewInitiator(ienv, ini, ai, ar)
+	p.i.register(p.ini)
+	p.resp = NewResponder(renv, &selector{cfgs: []*Config{resp}}, opts)
 	return p
 }
 
@@ -219,27 +371,93 @@ func (p *pair) faults(seed uint64, loss, dup, reorder float64) {
 }
 
 func (p *pair) fromInitiator(out Output) {
-	if p.ini.prot != nil {
+	if p.ini.prot != nil && p.iprot == nil {
 		p.iprot = p.ini.prot
 	}
 	p.i.apply(out)
+	p.follow()
 	for _, pk := range out.Packets {
 		p.rawSent = append(p.rawSent, pk.Data)
 		p.trace = append(p.trace, pk)
 	}
 	p.link.send(true, out.Packets)
+	p.verify()
 }
 
 func (p *pair) fromResponder(out Output) {
-	if p.rsa != nil && p.rsa.prot != nil {
+	if p.rsa != nil && p.rsa.prot != nil && p.rprot == nil {
 		p.rprot = p.rsa.prot
 	}
 	p.r.apply(out)
+	p.follow()
 	for _, pk := range out.Packets {
 		p.rawResp = append(p.rawResp, pk.Data)
 		p.trace = append(p.trace, pk)
 	}
 	p.link.send(false, out.Packets)
+	p.verify()
+}
+
+// follow moves p.ini and p.rsa to the IKE SAs that replaced them.
+func (p *pair) follow() {
+	for p.ini != nil && p.ini.rekeyedTo != nil {
+		p.ini = p.ini.rekeyedTo
+	}
+	for p.rsa != nil && p.rsa.rekeyedTo != nil {
+		p.rsa = p.rsa.rekeyedTo
+	}
+}
+
+// verify checks make-before-break on both sides (with checkFlow).
+func (p *pair) verify() {
+	if !p.checkFlow {
+		return
+	}
+	for _, x := range []struct{ me, peer *side }{{p.i, p.r}, {p.r, p.i}} {
+		have := map[uint32]bool{}
+		for _, c := range x.me.children {
+			have[c.ReqID] = true
+		}
+		for id := range have {
+			spi, ok := x.me.outbound[id]
+			if !ok {
+				x.me.fault("at %v: child %d has SAs but no outbound SA", p.now.Sub(t0), id)
+				continue
+			}
+			c := x.me.children[spi]
+			if c == nil {
+				x.me.fault("at %v: child %d: outbound SA %08x not installed", p.now.Sub(t0), id, spi)
+				continue
+			}
+			if x.me.rekeyed[spi] && !x.me.closing(spi) {
+				if _, ok := x.peer.children[c.OutSPI]; !ok {
+					x.me.fault("at %v: child %d sends on SPI %08x, which the peer does not have", p.now.Sub(t0), id, c.OutSPI)
+				}
+			}
+		}
+	}
+}
+
+// closing reports whether the engine is deleting the CHILD_SA with inbound
+// SPI spi without a replacement (traffic stops on purpose).
+func (s *side) closing(spi uint32) bool {
+	for _, sa := range s.sas {
+		if c := sa.childByInSPI(spi); c != nil {
+			return (c.deleting && c.successor == nil) || (sa.deleteRequested && sa.rekeyedTo == nil)
+		}
+	}
+	return false
+}
+
+// requireNoFaults fails the test if an invariant broke.
+func (p *pair) requireNoFaults() {
+	p.t.Helper()
+	for _, f := range append(p.i.faults, p.r.faults...) {
+		p.t.Error(f)
+	}
+	if p.t.Failed() {
+		p.t.FailNow()
+	}
 }
 
 // deliver hands one datagram to its side, routing as the runtime does.
@@ -265,7 +483,9 @@ func (p *pair) deliver(f flight) {
 				}
 			}
 		}
-		p.fromInitiator(p.ini.Handle(p.now, m, dst, f.pkt.Local))
+		if sa := p.i.route(m); sa != nil {
+			p.fromInitiator(sa.Handle(p.now, m, dst, f.pkt.Local))
+		}
 		return
 	}
 	if p.nat != nil {
@@ -275,16 +495,44 @@ func (p *pair) deliver(f flight) {
 		p.fromResponder(p.resp.HandleMalformed(p.now, data, err, f.pkt.Remote, f.pkt.Local))
 		return
 	}
-	if p.rsa != nil && !p.rsa.Done() && m.SPIi == p.rsa.spii && (m.SPIr == p.rsa.spir || m.SPIr == 0) {
-		p.fromResponder(p.rsa.Handle(p.now, m, f.pkt.Remote, f.pkt.Local))
+	if sa := p.r.route(m); sa != nil {
+		p.fromResponder(sa.Handle(p.now, m, f.pkt.Remote, f.pkt.Local))
 		return
 	}
 	if m.SPIr == 0 {
 		sa, out := p.resp.HandleInit(p.now, m, f.pkt.Remote, f.pkt.Local)
 		if sa != nil {
 			p.rsa = sa
+			p.r.register(sa)
 		}
 		p.fromResponder(out)
+	}
+}
+
+// nextDeadline is the earliest timer of all live IKE SAs.
+func (p *pair) nextDeadline() time.Time {
+	var next time.Time
+	for _, s := range []*side{p.i, p.r} {
+		for _, sa := range s.live() {
+			if d := sa.NextDeadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+				next = d
+			}
+		}
+	}
+	return next
+}
+
+// tick runs the timers of every live IKE SA at p.now.
+func (p *pair) tick() {
+	for _, sa := range p.i.live() {
+		if d := sa.NextDeadline(); !d.IsZero() && !d.After(p.now) {
+			p.fromInitiator(sa.Tick(p.now))
+		}
+	}
+	for _, sa := range p.r.live() {
+		if d := sa.NextDeadline(); !d.IsZero() && !d.After(p.now) {
+			p.fromResponder(sa.Tick(p.now))
+		}
 	}
 }
 
@@ -297,22 +545,14 @@ func (p *pair) run(limit time.Duration, until func() bool) {
 			p.deliver(f)
 			continue
 		}
-		next := p.ini.NextDeadline()
-		if p.rsa != nil {
-			if d := p.rsa.NextDeadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
-				next = d
-			}
-		}
+		next := p.nextDeadline()
 		if next.IsZero() || next.After(end) {
 			return
 		}
 		if next.After(p.now) {
 			p.now = next
 		}
-		p.fromInitiator(p.ini.Tick(p.now))
-		if p.rsa != nil {
-			p.fromResponder(p.rsa.Tick(p.now))
-		}
+		p.tick()
 	}
 }
 
@@ -331,6 +571,43 @@ func (p *pair) settle() {
 	p.run(10*time.Minute, func() bool {
 		return len(p.link.queue) == 0 && p.ini.active == nil && len(p.ini.queue) == 0 &&
 			(p.rsa == nil || (p.rsa.active == nil && len(p.rsa.queue) == 0))
+	})
+}
+
+// quiet reports whether an IKE SA has nothing left to do but wait for its
+// lifetimes: no exchange in flight or queued, no retry pending, no
+// deferred outbound switch, no deletion pending.
+func (sa *IKESA) quiet() bool {
+	if sa.Done() {
+		return true
+	}
+	if sa.State() != StateEstablished || sa.active != nil || len(sa.queue) > 0 || len(sa.delayed) > 0 ||
+		!sa.selfDeleteAt.IsZero() || sa.peerRekey != nil {
+		return false
+	}
+	for _, c := range sa.children {
+		if c.pendingOut || c.deleting || c.redundant || c.successor != nil || c.rekeying != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// quiesce runs until the link is empty and every IKE SA on both sides is
+// done or quiet (lingering SAs run out), within limit.
+func (p *pair) quiesce(limit time.Duration) {
+	p.run(limit, func() bool {
+		if len(p.link.queue) > 0 {
+			return false
+		}
+		for _, s := range []*side{p.i, p.r} {
+			for _, sa := range s.live() {
+				if !sa.quiet() {
+					return false
+				}
+			}
+		}
+		return true
 	})
 }
 

@@ -81,6 +81,8 @@ func (t *ikeAuthTask) process(sa *IKESA, now time.Time, m *wire.Message, payload
 	}
 	sa.remoteID = peer
 	sa.authenticated = true
+	// RFC 7296 3.10.1: INITIAL_CONTACT; honoured from the responder too.
+	sa.peerContact = s.notify(wire.INITIAL_CONTACT) != nil
 	sa.establish(now, out)
 	if t.offer != nil {
 		o := t.offer
@@ -92,7 +94,7 @@ func (t *ikeAuthTask) process(sa *IKESA, now time.Time, m *wire.Message, payload
 
 func (t *ikeAuthTask) fail(sa *IKESA, now time.Time, err error, out *Output) {
 	t.abort(sa, now, err, out)
-	sa.die(now, out, err, "", false)
+	sa.die(now, out, err, "", CauseFailed, false)
 }
 
 func (t *ikeAuthTask) abort(sa *IKESA, now time.Time, err error, out *Output) {
@@ -110,7 +112,7 @@ func (t *ikeAuthTask) abort(sa *IKESA, now time.Time, err error, out *Output) {
 func (sa *IKESA) answerAuth(now time.Time, m *wire.Message, payloads []wire.Payload, out *Output) ([]wire.Payload, func()) {
 	s := collect(payloads)
 	reject := func(nerr *NotifyError) ([]wire.Payload, func()) {
-		return []wire.Payload{&wire.Notify{NotifyType: nerr.Type}}, func() { sa.die(now, out, nerr, "", true) }
+		return []wire.Payload{&wire.Notify{NotifyType: nerr.Type}}, func() { sa.die(now, out, nerr, "", CauseFailed, true) }
 	}
 	if s.idi == nil {
 		return reject(localNotify(wire.INVALID_SYNTAX, nil, "IKE_AUTH request without IDi"))

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cygnet-ipsec/cygnet/internal/ike/algs"
@@ -86,13 +88,62 @@ type IKESA struct {
 
 	lastHeard time.Time // last authenticated message from the peer (liveness)
 	halfOpen  time.Time // responder: IKE_AUTH must arrive before this
+
+	// Lifetimes and retries (lifecycle.go).
+	rekeyAt         time.Time // the next IKE SA rekey (jittered); zero: none
+	delayed         []delayedTask
+	kickAt          time.Time // queued tasks wait for a Tick (handed over by an IKE SA rekey)
+	tempFailSince   time.Time // the first of a run of TEMPORARY_FAILURE answers (RFC 7296 2.25)
+	deleteRequested bool      // Delete was called: no new work, rekeys answered with TEMPORARY_FAILURE
+	selfDeleteAt    time.Time // replaced or redundant: delete ourselves if the peer has not by then
+	counters        Counters
+
+	// IKE SA rekeying (rekey_ike.go).
+	peerRekey *IKESA // created answering the peer's rekey while ours was in flight: a collision (2.8.2)
+	rekeyedTo *IKESA // took over our CHILD_SAs; we only wait for our deletion
+	redundant bool   // lost a rekey collision (2.8.2): the side that created it deletes it
+	contested bool   // created answering a rekey that collides with ours; not decided yet
+	// rekeyNi, rekeyNr are the nonces of the CREATE_CHILD_SA exchange that
+	// created this IKE SA (nil for one made by IKE_SA_INIT): RFC 7296
+	// 2.8.2 compares them in a collision.
+	rekeyNi, rekeyNr []byte
 }
 
 // child is a CHILD_SA of this IKE SA with the engine's view of it.
 type child struct {
-	sa    *ChildSA
-	cfg   *ChildConfig
-	state ChildState
+	sa  *ChildSA
+	cfg *ChildConfig
+	lin *lineage // the rekey generations of one CHILD_SA
+
+	// Timers; zero: none.
+	rekeyAt    time.Time // soft lifetime (jittered): start a rekey
+	expireAt   time.Time // hard lifetime: delete
+	outboundAt time.Time // deferred outbound: switch then, once acked
+
+	// The CREATE_CHILD_SA exchange that created the SA (RFC 7296 2.8.1
+	// compares these nonces in a collision); nil for the IKE_AUTH child.
+	ni, nr []byte
+	// For an SA created answering the peer's request: its message ID;
+	// acked once the peer sent a later request (so it holds our answer).
+	respMsgID uint32
+	acked     bool
+
+	pendingOut bool            // outbound deferred (ChildUp.OutboundDeferred) and not switched yet
+	contested  bool            // created answering a rekey that collides with ours; not decided yet
+	redundant  bool            // lost a rekey collision: deleted by whoever created it
+	rekeying   *rekeyChildTask // our rekey of this SA is in flight
+	successor  *child          // the SA that replaced this one; it waits for its delete
+	peerNew    *child          // created answering the peer's rekey of this SA
+	deleting   bool            // our delete of it is queued or in flight
+	delCause   Cause           // why we delete it
+	failedNext bool            // its replacement could not be installed
+}
+
+// lineage is what the generations of one CHILD_SA share: which of them
+// carries the outbound traffic, and how often it was rekeyed.
+type lineage struct {
+	outbound *child
+	rekeys   uint64
 }
 
 // NewInitiator returns an IKE SA of connection cfg that will initiate from
@@ -227,46 +278,90 @@ func (sa *IKESA) CreateChild(now time.Time, name string) Output {
 // (RFC 7296 1.4.1) once the exchange in flight is done; tasks not started
 // yet are dropped. An SA that is not established yet is dropped at once
 // (no INFORMATIONAL exchange may precede IKE_AUTH). The result is a Deleted
-// event, after ChildDown for each CHILD_SA.
+// event, after ChildDown for each CHILD_SA. If a rekey of the IKE SA
+// completes meanwhile, the new IKE SA is deleted too.
 func (sa *IKESA) Delete(now time.Time) Output {
 	var out Output
 	switch {
 	case sa.state == StateDead:
 		return out
 	case sa.state == StateConnecting:
-		sa.die(now, &out, nil, "deleted before it was established", false)
+		sa.die(now, &out, nil, "deleted before it was established", CauseLocal, false)
 		return out
+	}
+	sa.requestDelete(now, "deleted", CauseLocal, &out)
+	sa.step(now, &out)
+	return out
+}
+
+// requestDelete drops the work not started yet and queues the deletion of
+// the IKE SA (unless it is queued or in flight already).
+func (sa *IKESA) requestDelete(now time.Time, reason string, cause Cause, out *Output) {
+	sa.deleteRequested = true
+	if d, ok := sa.activeTask().(*deleteIKETask); ok && d != nil {
+		return
 	}
 	for _, t := range sa.queue {
 		if _, ok := t.(*deleteIKETask); ok {
-			return out
+			return
 		}
 	}
-	if d, ok := sa.activeTask().(*deleteIKETask); ok && d != nil {
-		return out
-	}
 	for _, t := range sa.queue {
-		t.abort(sa, now, errorf("IKE SA is being deleted"), &out)
+		t.abort(sa, now, errorf("IKE SA is being deleted"), out)
 	}
-	sa.queue = append(sa.queue[:0], &deleteIKETask{})
-	sa.step(now, &out)
-	return out
+	for _, d := range sa.delayed {
+		d.t.abort(sa, now, errorf("IKE SA is being deleted"), out)
+	}
+	sa.delayed = nil
+	sa.queue = append(sa.queue[:0], &deleteIKETask{reason: reason, cause: cause})
+	sa.kickAt = now
 }
 
 // ChildInstallFailed tells the SA that the data plane refused the CHILD_SA
 // with inbound SPI inSPI: it is reported as ChildFailed and deleted with the
 // peer (INFORMATIONAL Delete, RFC 7296 1.4.1). The runtime removes whatever
-// part of it the data plane did install.
+// part of it the data plane did install. If it was to replace a rekeyed
+// CHILD_SA, that one stays (if its Delete has not gone out yet) and its
+// rekey is retried later: ChildFailed.Rekeying names it.
 func (sa *IKESA) ChildInstallFailed(now time.Time, inSPI uint32, err error) Output {
 	var out Output
 	c := sa.childByInSPI(inSPI)
 	if c == nil {
 		return out
 	}
+	var old *child
+	for _, x := range sa.children {
+		if x != c && (x.successor == c || x.peerNew == c) {
+			old = x
+		}
+	}
 	sa.removeChild(c)
-	out.event(ChildFailed{Name: c.sa.Name, Err: errorf("installing CHILD_SA %s (SPI %08x): %v", c.sa.Name, inSPI, err), SPI: inSPI})
+	ev := ChildFailed{Name: c.sa.Name, Err: errorf("installing CHILD_SA %s (SPI %08x): %v", c.sa.Name, inSPI, err), SPI: inSPI}
+	if c.lin.outbound == c {
+		// The data plane did not switch: the old SA still carries it.
+		c.lin.outbound = old
+	}
+	if old != nil {
+		ev.Rekeying = old.sa
+		if old.successor == c {
+			old.successor = nil
+		}
+		if old.peerNew == c {
+			old.peerNew = nil
+		}
+		switch {
+		case old.deleting && old.delCause == CauseRekeyed && sa.unqueueDelete(old.sa.InSPI):
+			// Our Delete of it has not gone out: keep it, rekey later.
+			old.deleting = false
+			sa.later(now.Add(sa.retryDelay()), &rekeyChildTask{old: old})
+		case old.deleting:
+			old.failedNext = true
+		}
+	}
+	sa.log.Warn("CHILD_SA failed", slog.String("child", c.sa.Name), slog.String("reason", ev.Err.Error()))
+	out.event(ev)
 	if sa.state == StateEstablished {
-		sa.queue = append(sa.queue, &deleteChildTask{spis: []uint32{inSPI}})
+		sa.queueOrphanDelete(inSPI)
 		sa.step(now, &out)
 	}
 	return out
@@ -361,13 +456,15 @@ func (sa *IKESA) Tick(now time.Time) Output {
 	}
 	sa.reqFrags.expire(now)
 	sa.respFrags.expire(now)
-	if r := sa.active; r != nil && !now.Before(r.deadline) {
+	if r := sa.active; r != nil && (!now.Before(r.deadline) || (!r.giveUp.IsZero() && !now.Before(r.giveUp))) {
 		sa.retransmit(now, &out)
 	}
 	if sa.state == StateConnecting && !sa.initiator && !sa.halfOpen.IsZero() && !now.Before(sa.halfOpen) {
-		sa.die(now, &out, errorf("%w with IKE_AUTH within %v of IKE_SA_INIT", ErrNoAnswer, sa.halfOpenTimeout()), "", false)
+		sa.die(now, &out, fmt.Errorf("%w with IKE_AUTH within %v of IKE_SA_INIT", ErrNoAnswer, sa.halfOpenTimeout()), "", CauseFailed, false)
 		return out
 	}
+	sa.kickAt = time.Time{}
+	sa.lifecycle(now, &out)
 	if sa.state == StateEstablished && sa.active == nil && len(sa.queue) == 0 {
 		if d := sa.dpdDeadline(); !d.IsZero() && !now.Before(d) {
 			sa.queue = append(sa.queue, &livenessTask{})
@@ -393,6 +490,7 @@ func (sa *IKESA) NextDeadline() time.Time {
 	}
 	if sa.active != nil {
 		earliest(sa.active.deadline)
+		earliest(sa.active.giveUp)
 	}
 	if sa.state == StateConnecting && !sa.initiator {
 		earliest(sa.halfOpen)
@@ -402,6 +500,10 @@ func (sa *IKESA) NextDeadline() time.Time {
 	if sa.state == StateEstablished && sa.active == nil && len(sa.queue) == 0 {
 		earliest(sa.dpdDeadline())
 	}
+	if sa.active == nil && len(sa.queue) > 0 && sa.canStart(sa.queue[0]) {
+		earliest(sa.kickAt)
+	}
+	earliest(sa.lifecycleDeadline())
 	return d
 }
 
@@ -418,12 +520,30 @@ func (sa *IKESA) dpdDeadline() time.Time {
 func (sa *IKESA) step(now time.Time, out *Output) {
 	for !sa.done && sa.state != StateDead && sa.active == nil && len(sa.queue) > 0 {
 		t := sa.queue[0]
-		if !t.handshake() && sa.state != StateEstablished {
-			return // waits for IKE_AUTH to complete
+		if !sa.canStart(t) {
+			return // waits for IKE_AUTH, or for the IKE SA rekey in flight
 		}
 		sa.queue = sa.queue[1:]
 		sa.start(now, t, out)
 	}
+}
+
+// canStart reports whether task t may start in the SA's state: handshake
+// tasks before IKE_AUTH completes, the others on an established SA, and
+// the deletion of the IKE SA also while it waits to be deleted after a
+// rekey replaced it.
+func (sa *IKESA) canStart(t task) bool {
+	if t.handshake() {
+		return true
+	}
+	switch sa.state {
+	case StateEstablished:
+		return true
+	case StateDeleting:
+		_, ok := t.(*deleteIKETask)
+		return ok && sa.authenticated
+	}
+	return false
 }
 
 // activeTask returns the task whose exchange is in flight, or nil.
@@ -438,7 +558,7 @@ func (sa *IKESA) activeTask() task {
 // and a Failed (err != nil) or Deleted event reports why. With linger, the
 // SA stays in StateDead for lingerTime to answer retransmissions of the
 // request whose response we just sent.
-func (sa *IKESA) die(now time.Time, out *Output, err error, reason string, linger bool) {
+func (sa *IKESA) die(now time.Time, out *Output, err error, reason string, cause Cause, linger bool) {
 	if sa.state == StateDead {
 		return
 	}
@@ -447,7 +567,7 @@ func (sa *IKESA) die(now time.Time, out *Output, err error, reason string, linge
 		why = err.Error()
 	}
 	for _, c := range sa.children {
-		out.event(ChildDown{Child: c.sa, Reason: why})
+		out.event(ChildDown{Child: c.sa, Reason: why, Cause: cause})
 	}
 	sa.children = nil
 	if r := sa.active; r != nil {
@@ -457,15 +577,25 @@ func (sa *IKESA) die(now time.Time, out *Output, err error, reason string, linge
 	for _, t := range sa.queue {
 		t.abort(sa, now, errorf("IKE SA is gone: %s", why), out)
 	}
-	sa.queue = nil
+	for _, d := range sa.delayed {
+		d.t.abort(sa, now, errorf("IKE SA is gone: %s", why), out)
+	}
+	sa.queue, sa.delayed = nil, nil
+	if p := sa.peerRekey; p != nil && p.state != StateDead {
+		// The IKE SA of an unsettled rekey collision gets nothing now:
+		// it goes too (its own Tick sends the Delete).
+		sa.peerRekey = nil
+		p.contested, p.redundant = false, true
+		p.selfDeleteAt = now
+	}
 	sa.state = StateDead
 	sa.leaveHalfOpen()
 	if err != nil {
-		sa.log.Warn("IKE SA failed", slog.String("reason", why))
-		out.event(Failed{Err: err})
+		sa.log.Warn("IKE SA failed", slog.String("reason", why), slog.String("cause", cause.String()))
+		out.event(Failed{Err: err, Cause: cause})
 	} else {
-		sa.log.Info("IKE SA deleted", slog.String("reason", why))
-		out.event(Deleted{Reason: reason})
+		sa.log.Info("IKE SA deleted", slog.String("reason", why), slog.String("cause", cause.String()))
+		out.event(Deleted{Reason: reason, Cause: cause})
 	}
 	if sa.keys != nil {
 		sa.keys.Zero()
@@ -498,6 +628,7 @@ func (sa *IKESA) leaveHalfOpen() {
 func (sa *IKESA) establish(now time.Time, out *Output) {
 	sa.state = StateEstablished
 	sa.establishedAt = now
+	sa.rekeyAt = sa.softLifetime(now, sa.cfg.RekeyTime, sa.cfg.RandTime, 0)
 	sa.leaveHalfOpen()
 	snap := sa.Snapshot()
 	sa.log.Info("IKE SA established",
@@ -537,14 +668,8 @@ func (sa *IKESA) removeChild(c *child) {
 	}
 }
 
-// addChild records a new CHILD_SA and reports it for installation.
-func (sa *IKESA) addChild(cs *ChildSA, cfg *ChildConfig, out *Output) {
-	sa.children = append(sa.children, &child{sa: cs, cfg: cfg, state: ChildInstalled})
-	sa.log.Info("CHILD_SA up", slog.String("child", cs.Name),
-		slog.String("spi_in", spi32String(cs.InSPI)), slog.String("spi_out", spi32String(cs.OutSPI)),
-		slog.String("proposal", cs.Suite.String()), slog.String("mode", cs.Mode.String()),
-		slog.String("local_ts", tsListString(cs.LocalTS)), slog.String("remote_ts", tsListString(cs.RemoteTS)))
-	out.event(ChildUp{Child: cs})
+func (sa *IKESA) hasChild(c *child) bool {
+	return c != nil && slices.Contains(sa.children, c)
 }
 
 func (o *Output) event(e Event) { o.Events = append(o.Events, e) }

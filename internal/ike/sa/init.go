@@ -163,7 +163,7 @@ func (t *ikeInitTask) process(sa *IKESA, now time.Time, m *wire.Message, payload
 
 func (t *ikeInitTask) fail(sa *IKESA, now time.Time, err error, out *Output) {
 	t.abort(sa, now, err, out)
-	sa.die(now, out, err, "", false)
+	sa.die(now, out, err, "", CauseFailed, false)
 }
 
 func (t *ikeInitTask) abort(sa *IKESA, now time.Time, err error, out *Output) {

@@ -38,7 +38,9 @@ func TestHandshakePSK(t *testing.T) {
 		if ch.Encap || ch.Mode != ModeTunnel || ch.ReqID != 1 {
 			t.Errorf("child %+v", ch)
 		}
-		if !ch.RekeyAt.Equal(ch.Created.Add(time.Hour)) || !ch.ExpireAt.Equal(ch.Created.Add(66*time.Minute)) {
+		// The rekey time is jittered by up to a tenth (RFC 7296 2.8.1).
+		if ch.RekeyAt.After(ch.Created.Add(time.Hour)) || ch.RekeyAt.Before(ch.Created.Add(54*time.Minute)) ||
+			!ch.ExpireAt.Equal(ch.Created.Add(66*time.Minute)) {
 			t.Errorf("lifetimes %v %v", ch.RekeyAt, ch.ExpireAt)
 		}
 	}

@@ -107,6 +107,15 @@ func randomBytes(r io.Reader, n int) ([]byte, error) {
 	return b, nil
 }
 
+// newNonce draws a nonce for a CREATE_CHILD_SA exchange (RFC 7296 2.10).
+func (sa *IKESA) newNonce() ([]byte, error) {
+	n, err := randomBytes(sa.rand, nonceLen)
+	if err == nil && sa.env.nonceHook != nil {
+		sa.env.nonceHook(n)
+	}
+	return n, err
+}
+
 // hashAlgorithmsNotify is our SIGNATURE_HASH_ALGORITHMS (RFC 7427 4).
 func hashAlgorithmsNotify() *wire.Notify {
 	hs := auth.SupportedHashes()

@@ -13,6 +13,10 @@ func (sa *IKESA) Snapshot() Snapshot {
 		NATLocal:      sa.natLocal,
 		NATRemote:     sa.natRemote,
 		EstablishedAt: sa.establishedAt,
+		Counters:      sa.counters,
+	}
+	if sa.state == StateEstablished || sa.state == StateRekeying {
+		s.RekeyAt = sa.rekeyAt
 	}
 	if sa.cfg != nil {
 		s.Connection = sa.cfg.Name
@@ -31,7 +35,7 @@ func (sa *IKESA) Snapshot() Snapshot {
 		s.Children = append(s.Children, ChildSnapshot{
 			Name:     cs.Name,
 			ReqID:    cs.ReqID,
-			State:    c.state,
+			State:    sa.childState(c),
 			Mode:     cs.Mode,
 			Encap:    cs.Encap,
 			SPIIn:    cs.InSPI,
@@ -40,7 +44,25 @@ func (sa *IKESA) Snapshot() Snapshot {
 			LocalTS:  tsStrings(cs.LocalTS),
 			RemoteTS: tsStrings(cs.RemoteTS),
 			Created:  cs.Created,
+			RekeyAt:  c.rekeyAt,
+			ExpireAt: c.expireAt,
+			Rekeys:   c.lin.rekeys,
+			Outbound: c.lin.outbound == c,
 		})
 	}
 	return s
+}
+
+// childState is c's state for the status API: DELETING while our Delete
+// of it is pending or it lost a collision (or the IKE SA is being
+// deleted), REKEYING while a rekey of it is in progress or it waits for
+// the Delete after one, else INSTALLED.
+func (sa *IKESA) childState(c *child) ChildState {
+	switch {
+	case c.deleting, c.redundant, sa.state == StateDeleting:
+		return ChildDeleting
+	case c.rekeying != nil, c.successor != nil, c.peerNew != nil:
+		return ChildRekeying
+	}
+	return ChildInstalled
 }
