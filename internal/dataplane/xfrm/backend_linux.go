@@ -36,6 +36,11 @@ type Backend struct {
 	// lastAcquire rate-limits Acquire events per request ID: the kernel
 	// sends one per flow, the runtime negotiates once.
 	lastAcquire map[uint32]time.Time
+	// retired sums the counters of removed pairs (Totals); stats is the
+	// namespace's xfrm_stat and statsBase what it said at New.
+	retired   dataplane.Totals
+	stats     statFile
+	statsBase map[string]uint64
 }
 
 // AcquireInterval is the least time between two Acquire events of one
@@ -62,7 +67,9 @@ type pair struct {
 	lastIn, lastOut time.Time
 	softSent        bool
 	hardSent        bool
-	in, out         []policyKey // the pair's policies: in and fwd; out
+	// The counters of a state the kernel deleted on a hard expiry.
+	finalIn, finalOut stateCounts
+	in, out           []policyKey // the pair's policies: in and fwd; out
 }
 
 type larvalState struct {
@@ -163,6 +170,14 @@ func New(cfg Config) (*Backend, error) {
 	if b.mon, err = openMonitor(cfg.Netns); err != nil {
 		b.nl.close()
 		return nil, err
+	}
+	if b.stats, err = openStats(cfg.Netns); err == nil {
+		b.statsBase, err = b.stats.read()
+	}
+	if err != nil {
+		// A kernel without CONFIG_XFRM_STATISTICS: Totals lacks the drops
+		// of packets without an SA.
+		b.log.Debug("xfrm: no XFRM statistics", "err", err)
 	}
 	go b.events()
 	return b, nil
@@ -716,10 +731,14 @@ func (b *Backend) Remove(inSPI uint32) error {
 }
 
 // removePair deletes p's policies (those no other SA or trap uses), then
-// its outbound and inbound states, and zeroes its keys if zero is set.
+// its outbound and inbound states, and zeroes its keys if zero is set (a
+// removal, not an Install that failed: then its counters go to Totals).
 func (b *Backend) removePair(inSPI uint32, p *pair, zero bool) error {
 	sa := p.sa
 	var errs []error
+	if zero {
+		b.retire(p)
+	}
 	if p.outDone {
 		errs = append(errs, b.releasePolicies(inSPI, p.out))
 		if !p.outGone {
@@ -1062,11 +1081,14 @@ func (b *Backend) expireEvent(x expireMsg) []dataplane.Event {
 	}
 	kind := dataplane.SoftExpire
 	if x.hard {
-		// The kernel has deleted the state already.
+		// The kernel has deleted the state already; its counters are in
+		// the message.
 		if inbound {
 			p.inGone = true
+			p.finalIn = countsOf(&x.state.usersaInfo)
 		} else {
 			p.outGone = true
+			p.finalOut = countsOf(&x.state.usersaInfo)
 		}
 		if p.hardSent {
 			return nil
@@ -1106,7 +1128,7 @@ func (b *Backend) Close() error {
 	b.mu.Unlock()
 	errs = append(errs, b.mon.close())
 	<-b.monDone
-	errs = append(errs, b.nl.close())
+	errs = append(errs, b.nl.close(), b.stats.close())
 	return errors.Join(errs...)
 }
 
@@ -1235,4 +1257,7 @@ func (b *Backend) checkSA(sa *dataplane.SA) (kernelAlgs, error) {
 	return algs, nil
 }
 
-var _ dataplane.Backend = (*Backend)(nil)
+var (
+	_ dataplane.Backend = (*Backend)(nil)
+	_ dataplane.Totaler = (*Backend)(nil)
+)

@@ -130,6 +130,7 @@ func TestPing(t *testing.T) {
 				encapOpen[c.v6] = true
 			}
 			reqid := uint32(100 + i)
+			before := a.b.Totals()
 			sa, sb := installPair(t, a, b, c.alg, c.mode, c.v6, c.encap, reqid, InstallOptions{})
 			capA := testbed.StartCapture(t, a.ns, a.dev)
 			const n = 5
@@ -154,6 +155,7 @@ func TestPing(t *testing.T) {
 			if ca.LastIn.IsZero() || ca.LastOut.IsZero() {
 				t.Errorf("counters in %s: no last-use times: %+v", a.ns.Name, ca)
 			}
+			live := a.b.Totals()
 			for _, r := range []struct {
 				s   *site
 				spi uint32
@@ -165,6 +167,15 @@ func TestPing(t *testing.T) {
 					t.Error("counters of a removed SA")
 				}
 				r.s.requireEmpty(t)
+			}
+			// Totals count the live pair, then keep what it counted.
+			after := a.b.Totals()
+			for _, tot := range []dataplane.Totals{live, after} {
+				if tot.PacketsIn-before.PacketsIn < ca.PacketsIn || tot.PacketsOut-before.PacketsOut < ca.PacketsOut ||
+					tot.BytesIn-before.BytesIn < ca.BytesIn || tot.BytesOut-before.BytesOut < ca.BytesOut {
+					t.Errorf("totals in %s: before %+v, with the SA %+v, after its removal %+v; its counters %+v", a.ns.Name, before, live, after, ca)
+					break
+				}
 			}
 		})
 	}
@@ -388,9 +399,19 @@ func TestExpire(t *testing.T) {
 	if soft != 1 || hard != 1 {
 		t.Errorf("%d soft and %d hard expire events, want one each", soft, hard)
 	}
+	// The outbound state is gone: its 6 packets come from the EXPIRE
+	// message, and the 7th, which found the state expired, is a drop.
+	check := func(when string) {
+		tot := a.b.Totals()
+		if tot.PacketsOut < 6 || tot.PacketsIn < 6 || tot.Drops[dataplane.DropExpired] < 1 {
+			t.Errorf("totals %s: %+v, want at least 6 packets each way and an expired drop", when, tot)
+		}
+	}
+	check("after the hard expiry")
 	if err := a.b.Remove(sa.InSPI); err != nil {
 		t.Fatal(err)
 	}
+	check("after Remove")
 	if err := b.b.Remove(sb.InSPI); err != nil {
 		t.Fatal(err)
 	}
