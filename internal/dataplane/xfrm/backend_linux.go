@@ -41,6 +41,9 @@ type Backend struct {
 	retired   dataplane.Totals
 	stats     statFile
 	statsBase map[string]uint64
+	// outSeq orders the outbound states by when they were added: the
+	// kernel sends on the newest of a request ID and address pair.
+	outSeq uint64
 }
 
 // AcquireInterval is the least time between two Acquire events of one
@@ -58,8 +61,9 @@ type pair struct {
 	sa      *dataplane.SA
 	algs    kernelAlgs
 	ifID    uint32
-	outDone bool // the outbound state and out policies are installed
-	inGone  bool // the kernel deleted a state on hard expiry
+	outDone bool   // the outbound state and out policies are installed
+	outSeq  uint64 // Backend.outSeq when the outbound state was added
+	inGone  bool   // the kernel deleted a state on hard expiry
 	outGone bool
 	// What Counters saw last: the kernel reports when a state was first
 	// used, not last, so a rise in packets between two reads dates it.
@@ -389,6 +393,15 @@ func (b *Backend) ActivateOutbound(inSPI uint32) error {
 		return fmt.Errorf("%w: %08x", dataplane.ErrUnknownSPI, inSPI)
 	}
 	if p.outDone {
+		// The kernel always sends on the newest valid outbound state of a
+		// request ID and address pair, so an older pair cannot take the
+		// traffic back while a newer one is installed (its keys are gone
+		// from here, too: only the kernel has them). Say so rather than
+		// pretend; removing the newer pair hands the traffic back.
+		if q := b.newerOutbound(p); q != nil {
+			return fmt.Errorf("%w: the outbound traffic of reqid %d is on the newer SA %08x; the kernel cannot switch back to %08x (remove the newer one)",
+				dataplane.ErrInvalidSA, p.sa.ReqID, q.sa.InSPI, inSPI)
+		}
 		return nil
 	}
 	tmplOut, _ := b.templates(p.sa.Mode, p.sa.Local.Addr(), p.sa.Remote.Addr(), p.sa.ReqID)
@@ -416,12 +429,26 @@ func (b *Backend) activate(inSPI uint32, p *pair, tmplOut userTmpl) error {
 	}
 	b.outbound[stateKey{sa.Remote.Addr(), sa.OutSPI}] = inSPI
 	p.outDone = true
+	b.outSeq++
+	p.outSeq = b.outSeq
 	if err := b.addPolicies(inSPI, p.out, tmplOut, b.cfg.PriorityBase); err != nil {
 		b.releasePolicies(inSPI, p.out)
 		b.delState(sa.Remote.Addr(), sa.OutSPI)
 		delete(b.outbound, stateKey{sa.Remote.Addr(), sa.OutSPI})
 		p.outDone = false
 		return err
+	}
+	return nil
+}
+
+// newerOutbound returns a pair of p's request ID and addresses whose
+// outbound state is newer than p's, or nil.
+func (b *Backend) newerOutbound(p *pair) *pair {
+	for _, q := range b.pairs {
+		if q != p && q.outDone && !q.outGone && q.outSeq > p.outSeq && q.sa.ReqID == p.sa.ReqID &&
+			q.sa.Local.Addr() == p.sa.Local.Addr() && q.sa.Remote.Addr() == p.sa.Remote.Addr() {
+			return q
+		}
 	}
 	return nil
 }

@@ -656,4 +656,15 @@ func TestDeferOutbound(t *testing.T) {
 	if err := a.b.ActivateOutbound(0x4242); !errors.Is(err, dataplane.ErrUnknownSPI) {
 		t.Errorf("ActivateOutbound of an unknown SPI: %v", err)
 	}
+	// The kernel sends on the newest outbound state: the old pair cannot
+	// take the traffic back, and says so, until the new one goes.
+	if err := a.b.ActivateOutbound(oldA.InSPI); !errors.Is(err, dataplane.ErrInvalidSA) {
+		t.Errorf("ActivateOutbound of the older pair: %v", err)
+	}
+	if err := a.b.Remove(newA.InSPI); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.b.ActivateOutbound(oldA.InSPI); err != nil {
+		t.Errorf("ActivateOutbound of the only pair: %v", err)
+	}
 }
