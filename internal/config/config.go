@@ -82,6 +82,11 @@ type Connection struct {
 	Keyingtries int           // initiation attempts before giving up (1); 0: forever
 	Unique      string        // strongSwan's uniqueness policy: "no" (default), "never", "replace", "keep"
 	Mobike      bool          // RFC 4555 MOBIKE (default true; not implemented yet)
+	// IfID puts the connection's CHILD_SAs in route-based mode: their
+	// kernel states and policies carry this XFRM interface ID (if_id) and
+	// apply only to traffic routed through the XFRM interface with it.
+	// 0 (default): policy-based. Only with daemon.dataplane xfrm.
+	IfID uint32
 
 	Local    LocalAuth
 	Remote   RemoteAuth

@@ -141,7 +141,7 @@ func TestContractExample(t *testing.T) {
 		t.Errorf("Proposals = %v, want %v", got, want)
 	}
 	if c.Encap || !c.Fragmentation || c.FragmentSize != 1280 || c.RekeyTime != 4*time.Hour || c.ReauthTime != 0 ||
-		c.DPDDelay != 30*time.Second || c.DPDTimeout != 150*time.Second || c.Keyingtries != 1 || c.Unique != "no" || !c.Mobike {
+		c.DPDDelay != 30*time.Second || c.DPDTimeout != 150*time.Second || c.Keyingtries != 1 || c.Unique != "no" || !c.Mobike || c.IfID != 0 {
 		t.Errorf("connection settings: %+v", c)
 	}
 
@@ -250,7 +250,7 @@ connections:
 		t.Errorf("default IKE proposals = %v, want %v", got, want)
 	}
 	if c.Encap || !c.Fragmentation || c.FragmentSize != 1280 || c.RekeyTime != 4*time.Hour || c.ReauthTime != 0 ||
-		c.DPDDelay != 30*time.Second || c.DPDTimeout != 150*time.Second || c.Keyingtries != 1 || c.Unique != "no" || !c.Mobike {
+		c.DPDDelay != 30*time.Second || c.DPDTimeout != 150*time.Second || c.Keyingtries != 1 || c.Unique != "no" || !c.Mobike || c.IfID != 0 {
 		t.Errorf("connection defaults: %+v", c)
 	}
 	if !c.Remote.ID.Any() {
@@ -318,6 +318,7 @@ connections:
     keyingtries: 0
     unique: replace
     mobike: false
+    if_id: 0x2a
     local:
       auth: pubkey
       certs: r.crt
@@ -363,7 +364,7 @@ connections:
 		t.Errorf("proposals = %v, want %v", got, wantProps)
 	}
 	if !c.Encap || c.Fragmentation || c.FragmentSize != 1400 || c.RekeyTime != 0 || c.ReauthTime != 24*time.Hour ||
-		c.DPDDelay != 0 || c.DPDTimeout != time.Minute || c.Keyingtries != 0 || c.Unique != "replace" || c.Mobike {
+		c.DPDDelay != 0 || c.DPDTimeout != time.Minute || c.Keyingtries != 0 || c.Unique != "replace" || c.Mobike || c.IfID != 42 {
 		t.Errorf("connection: %+v", c)
 	}
 	// No local id with a certificate: the certificate's subject DN.

@@ -36,6 +36,7 @@ func (c *Connection) Equal(o *Connection) bool {
 		c.Keyingtries == o.Keyingtries &&
 		c.Unique == o.Unique &&
 		c.Mobike == o.Mobike &&
+		c.IfID == o.IfID &&
 		c.Local.Auth == o.Local.Auth &&
 		c.Local.ID.Equal(o.Local.ID) &&
 		credentialEqual(c.Local.Cred, o.Local.Cred) &&

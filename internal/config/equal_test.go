@@ -135,6 +135,13 @@ func TestConnectionEqual(t *testing.T) {
 		}
 	}
 
+	// if_id needs the xfrm data plane.
+	xfrmBase := "daemon: {dataplane: xfrm}\n" + equalBase
+	xfrmSite := loadIn(t, dir, xfrmBase).Connection("site")
+	if c := loadIn(t, dir, strings.Replace(xfrmBase, "    children:", "    if_id: 42\n    children:", 1)).Connection("site"); xfrmSite.Equal(c) {
+		t.Error("if_id changed: still Equal")
+	}
+
 	// A certificate renewed in place (same file name, same key) is a change.
 	renewed := getPKI(t).issue(t, "gw-a", "gw-a.example", getPKI(t).aSigner.Public())
 	writeFiles(t, dir, map[string][]byte{"a.crt": renewed})
@@ -162,7 +169,7 @@ func replaceLine(s, prefix, repl string) string {
 // or Child without a thought for Equal.
 func TestEqualCoversAllFields(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
-		reflect.TypeFor[Connection](): 19,
+		reflect.TypeFor[Connection](): 20,
 		reflect.TypeFor[LocalAuth]():  5,
 		reflect.TypeFor[RemoteAuth](): 5,
 		reflect.TypeFor[Child]():      15,

@@ -216,6 +216,27 @@ daemon: {port: 501}
 			want: []string{`$F:3: connections.site.encap: expected true or false, got "maybe"`},
 		},
 		{
+			name: "if_id without the xfrm data plane",
+			yaml: `connections:
+  site:
+    if_id: 7
+    local: {auth: psk, id: gw-a.example}
+    remote: {auth: psk}
+`,
+			want: []string{`$F:3: connections.site.if_id: needs daemon.dataplane: xfrm (route-based mode uses the kernel's XFRM interfaces), not userspace`},
+		},
+		{
+			name: "if_id out of range",
+			yaml: `daemon: {dataplane: xfrm}
+connections:
+  site:
+    if_id: 4294967296
+    local: {auth: psk, id: gw-a.example}
+    remote: {auth: psk}
+`,
+			want: []string{`$F:4: connections.site.if_id: expected an integer from 0 to 4294967295, got 4294967296`},
+		},
+		{
 			name: "psk without a secret",
 			yaml: `secrets:
   - ids: [gw-a.example, gw-c.example]

@@ -179,7 +179,7 @@ func (d *decoder) connection(e entry, cfg *Config, secretsOK bool) *Connection {
 	o := d.object(e.val,
 		"local_addrs", "remote_addrs", "remote_port", "proposals", "encap", "fragmentation", "fragment_size",
 		"rekey_time", "reauth_time", "dpd_delay", "dpd_timeout", "keyingtries", "unique", "mobike",
-		"local", "remote", "children")
+		"if_id", "local", "remote", "children")
 	if o == nil {
 		return nil
 	}
@@ -227,6 +227,17 @@ func (d *decoder) connection(e entry, cfg *Config, secretsOK bool) *Connection {
 	c.Keyingtries = d.intIn(o.get("keyingtries"), 1, 0, 1<<20)
 	c.Unique = d.enum(o.get("unique"), "no", []string{"no", "never", "replace", "keep"}, nil)
 	c.Mobike = d.boolean(o.get("mobike"), true)
+	if v := o.get("if_id"); v.present() {
+		if n, ok := d.uint64(v); ok && n > math.MaxUint32 {
+			d.errAt(v, "expected an integer from 0 to %d, got %d", uint32(math.MaxUint32), n)
+		} else if ok {
+			c.IfID = uint32(n)
+		}
+		if c.IfID != 0 && cfg.Daemon.Dataplane != "xfrm" {
+			// XFRM interfaces are the kernel's; strongSwan's if_id_in/out.
+			d.errAt(v, "needs daemon.dataplane: xfrm (route-based mode uses the kernel's XFRM interfaces), not %s", cfg.Daemon.Dataplane)
+		}
+	}
 
 	localAuth, localIDOK := d.localAuth(o.get("local"), c)
 	remoteAuth := d.remoteAuth(o.get("remote"), c)
