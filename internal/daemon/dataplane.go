@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/cygnet-ipsec/cygnet/internal/config"
 	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
 	"github.com/cygnet-ipsec/cygnet/internal/dataplane/userspace"
-	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
 )
 
 // The runtime's side of the data plane beyond installing and removing
@@ -188,15 +186,9 @@ func (d *Daemon) background(fn func(ctx context.Context)) bool {
 	return true
 }
 
-// childExpirer is the engine's lifetime entry point (RFC 7296 2.8: a soft
-// expiry starts a rekey, a hard one deletes the CHILD_SA), which the
-// lifecycle work adds to sa.IKESA; until it is there, expiries are logged.
-type childExpirer interface {
-	ChildExpired(now time.Time, inSPI uint32, hard bool) sa.Output
-}
-
 // expired hands a lifetime event of the data plane (bytes, packets or the
-// sequence number space) to the worker that owns the CHILD_SA.
+// sequence number space) to the engine, on the worker that owns the
+// CHILD_SA: a soft expiry starts a rekey, a hard one deletes the SA.
 func (d *Daemon) expired(ev dataplane.Event) {
 	v, ok := d.children.Load(ev.InSPI)
 	if !ok {
@@ -212,11 +204,7 @@ func (d *Daemon) expired(ev dataplane.Event) {
 			}
 			d.log.Info("CHILD_SA lifetime reached in the data plane", "conn", e.conn, "child", name,
 				"spi_in", fmt.Sprintf("%08x", ev.InSPI), "hard", hard)
-			if x, ok := any(e.sa).(childExpirer); ok {
-				w.apply(e, x.ChildExpired(d.now(), ev.InSPI, hard))
-				return
-			}
-			d.log.Warn("CHILD_SA expiry not acted on: the engine has no ChildExpired yet", "conn", e.conn, "child", name, "hard", hard)
+			w.apply(e, e.sa.ChildExpired(d.now(), ev.InSPI, hard))
 		})
 	})
 }

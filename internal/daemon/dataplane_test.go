@@ -273,3 +273,94 @@ func TestExpiryEvent(t *testing.T) {
 		return strings.Contains(b.alice.logBuf.String(), "CHILD_SA lifetime reached in the data plane")
 	})
 }
+
+// TestRekeyWithTraffic rekeys the CHILD_SA (about every second) and the IKE
+// SA (after about two) while both sides stream through the userspace data
+// plane: make-before-break in both roles, the rekey responder's outbound
+// switch included (ChildUp.OutboundDeferred, ChildOutbound), and the IKE SA
+// handed over to its successor (IKEAdded, IKERekeyed) with its CHILD_SAs.
+// Nothing may be lost.
+func TestRekeyWithTraffic(t *testing.T) {
+	b := userspaceBench(t, func(o *benchOptions) {
+		o.alice.connExtra = "rekey_time: 2s"
+		o.alice.netChild = "rekey_time: 1s\n        life_time: 30s"
+	})
+	if err := b.alice.up("site", "net"); err != nil {
+		t.Fatal(err)
+	}
+	b.bob.waitStatus("bob's CHILD_SA", established("site", "net"))
+	before, _ := findIKE(b.alice.status(), "site")
+
+	const n = 1500 // 2 ms apart: 3 s of traffic each way
+	type stream struct {
+		from, to *node
+		src, dst string
+		got      [][]byte
+		done     chan struct{}
+	}
+	streams := []*stream{
+		{from: b.alice, to: b.bob, src: "10.1.0.1", dst: "10.2.0.1"},
+		{from: b.bob, to: b.alice, src: "10.2.0.1", dst: "10.1.0.1"},
+	}
+	for _, s := range streams {
+		s.done = make(chan struct{})
+		go func() {
+			defer close(s.done)
+			s.got = s.to.receive(n)
+		}()
+	}
+	for i := range n {
+		for _, s := range streams {
+			s.from.inject(ipv4UDP(s.src, s.dst, fmt.Sprintf("#%05d", i)))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	for _, s := range streams {
+		<-s.done
+		for i, p := range s.got {
+			if want := fmt.Sprintf("#%05d", i); !bytes.HasSuffix(p, []byte(want)) {
+				t.Fatalf("%s -> %s: packet %d is %q, want %s (lost or reordered)", s.src, s.dst, i, p[28:], want)
+			}
+		}
+	}
+
+	after := b.alice.waitStatus("one IKE SA again", func(st *control.Status) bool {
+		ike, ok := findIKE(st, "site")
+		return ok && len(st.IKESAs) == 1 && ike.State == control.IKEEstablished && len(ike.ChildSAs) == 1
+	})
+	a, _ := findIKE(after, "site")
+	if a.SPIi == before.SPIi || a.ChildSAs[0].SPIIn == before.ChildSAs[0].SPIIn {
+		t.Errorf("not rekeyed: IKE SPIs %s then %s, CHILD_SA %s then %s", before.SPIi, a.SPIi, before.ChildSAs[0].SPIIn, a.ChildSAs[0].SPIIn)
+	}
+	for _, which := range []string{"ike", "child"} {
+		if got := b.alice.metric(`cygnet_rekeys_total{sa="` + which + `"}`); got == "0" {
+			t.Errorf("cygnet_rekeys_total{sa=%q} = 0", which)
+		}
+	}
+	// The SAs left in the data planes are exactly the ones status shows.
+	for _, nd := range []*node{b.alice, b.bob} {
+		ike, _ := findIKE(nd.status(), "site")
+		c, ok := nd.us.Counters(parseSPI(t, ike.ChildSAs[0].SPIIn))
+		if !ok || c.PacketsIn == 0 {
+			t.Errorf("%s: the CHILD_SA in status (%s) carried nothing: %+v", nd.name, ike.ChildSAs[0].SPIIn, c)
+		}
+		if tot := nd.us.Totals(); tot.PacketsIn < n {
+			t.Errorf("%s: %d packets in over all SAs, want %d", nd.name, tot.PacketsIn, n)
+		}
+	}
+	// A script of what happened, for the log.
+	st := b.alice.metric(`cygnet_rekeys_total{sa="child"}`)
+	if !strings.Contains(b.bob.logBuf.String(), "CHILD_SA outbound switched") {
+		t.Error("bob, the responder of the CHILD_SA rekeys, never switched a deferred outbound SA")
+	}
+	t.Logf("alice rekeyed the CHILD_SA %s times and the IKE SA %s times during %d packets each way", st, b.alice.metric(`cygnet_rekeys_total{sa="ike"}`), n)
+}
+
+func parseSPI(t *testing.T, s string) uint32 {
+	t.Helper()
+	var v uint32
+	if _, err := fmt.Sscanf(s, "%x", &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -40,7 +40,8 @@ type peerConf struct {
 	moreLocalTS, moreRemoteTS      string
 	encap                          bool
 	dpdDelay                       string
-	netChild                       string // more keys of child net, YAML flow map entries ("life_packets: 5")
+	netChild                       string // more keys of child net, YAML lines at its level ("life_packets: 5")
+	connExtra                      string // more keys of connection site, YAML lines at its level
 }
 
 func (p peerConf) yaml() string {
@@ -64,6 +65,10 @@ func (p peerConf) yaml() string {
 	}
 	if p.moreLocalTS == "" {
 		p.moreLocalTS, p.moreRemoteTS = "[10.3.0.0/16]", "[10.4.0.0/16]"
+	}
+	connExtra := ""
+	if p.connExtra != "" {
+		connExtra = "    " + p.connExtra + "\n"
 	}
 	netChild := ""
 	if p.netChild != "" {
@@ -89,6 +94,7 @@ connections:
     proposals: %[6]s
     dpd_delay: %[17]s
     encap: %[16]v
+%[19]s
     local: {auth: psk, id: %[1]s.example}
     remote: {auth: psk, id: %[3]s.example}
     children:
@@ -102,7 +108,7 @@ connections:
         local_ts: %[14]s
         remote_ts: %[15]s
         esp_proposals: %[7]s
-%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS, p.encap, p.dpdDelay, netChild)
+%[8]s`, p.name, p.addr, p.peerName, p.peerAddr, p.psk, p.proposals, p.espProposals, p.extraConns, p.startAction, p.keylog, socket, p.localTS, p.remoteTS, p.moreLocalTS, p.moreRemoteTS, p.encap, p.dpdDelay, netChild, connExtra)
 }
 
 func parseConf(t testing.TB, dir, text string) *config.Config {

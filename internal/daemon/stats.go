@@ -184,6 +184,10 @@ func (s *stats) retransmitted(x wire.ExchangeType) {
 	s.m.Retransmissions.With(name).Inc()
 }
 
+// rekeyed counts a completed rekey of an IKE SA or CHILD_SA ("ike",
+// "child"): the replaced SA is gone.
+func (s *stats) rekeyed(which string) { s.m.Rekeys.With(which).Inc() }
+
 func (s *stats) ikeDeleted(local bool) {
 	if local {
 		s.ikeDeletesLocal.Inc()

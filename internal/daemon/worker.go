@@ -460,8 +460,14 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 			if f, ok := w.childUp(e, ev, now); !ok {
 				followups = append(followups, f)
 			}
+		case sa.ChildOutbound:
+			w.childOutbound(e, ev)
 		case sa.ChildDown:
 			w.childDown(e, ev)
+		case sa.IKEAdded:
+			w.ikeAdded(e, ev.SA, now)
+		case sa.IKERekeyed:
+			w.ikeRekeyed(e, ev.New, now)
 		case sa.ChildFailed:
 			if ev.SPI != 0 {
 				// Frees the SPI the data plane allocated for it.
@@ -476,7 +482,13 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 			w.failed(e, ev.Err)
 		case sa.Deleted:
 			d.log.Debug("IKE SA deleted", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", ev.Reason)
-			d.stats.ikeDeleted(e.deleteRequested)
+			switch ev.Cause {
+			case sa.CauseRekeyed:
+				d.stats.rekeyed("ike")
+			case sa.CauseRedundant:
+			default:
+				d.stats.ikeDeleted(e.deleteRequested)
+			}
 			for _, u := range e.waiters {
 				u.finish(fmt.Errorf("daemon: IKE SA deleted: %s", ev.Reason))
 			}
@@ -546,6 +558,9 @@ func (w *worker) childUp(e *ikeEntry, ev sa.ChildUp, now time.Time) (sa.Output, 
 		replaces = ev.Replaces.InSPI
 	}
 	dsa := dataplaneSA(c)
+	// RFC 7296 2.8: the responder of a rekey receives on the new SA at
+	// once but sends on it only when the engine says (ChildOutbound).
+	dsa.DeferOutbound = ev.OutboundDeferred
 	if err := d.dp.Install(dsa, replaces); err != nil {
 		dsa.Zero()
 		d.log.Warn("data plane refused the CHILD_SA", "conn", e.conn, "child", c.Name,
@@ -571,14 +586,69 @@ func (w *worker) childUp(e *ikeEntry, ev sa.ChildUp, now time.Time) (sa.Output, 
 	return sa.Output{}, true
 }
 
+// childOutbound switches a child's outbound traffic to the SA installed
+// with its outbound deferred (make-before-break, RFC 7296 2.8).
+func (w *worker) childOutbound(e *ikeEntry, ev sa.ChildOutbound) {
+	c := ev.Child
+	if err := w.d.dp.ActivateOutbound(c.InSPI); err != nil {
+		w.d.log.Warn("data plane did not switch the CHILD_SA's outbound traffic", "conn", e.conn, "child", c.Name,
+			"spi_in", fmt.Sprintf("%08x", c.InSPI), "err", err.Error())
+		return
+	}
+	w.d.log.Debug("CHILD_SA outbound switched", "conn", e.conn, "child", c.Name,
+		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI))
+}
+
 func (w *worker) childDown(e *ikeEntry, ev sa.ChildDown) {
 	c := ev.Child
 	if _, ok := e.children[c.InSPI]; ok {
 		w.removeChild(e, c.InSPI)
-		w.d.stats.childDeleted(e.deleteRequested)
+		switch ev.Cause {
+		case sa.CauseRekeyed:
+			w.d.stats.rekeyed("child")
+		case sa.CauseRedundant:
+		default:
+			w.d.stats.childDeleted(e.deleteRequested)
+		}
 	}
 	w.d.log.Debug("CHILD_SA removed", "conn", e.conn, "child", c.Name,
 		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI), "reason", ev.Reason)
+}
+
+// ikeAdded registers an IKE SA that a rekey of e created (RFC 7296 1.3.2)
+// on this worker: the engine drew its SPI from this worker's generator, so
+// its datagrams route here. It has no CHILD_SAs until an IKERekeyed.
+func (w *worker) ikeAdded(e *ikeEntry, ike *sa.IKESA, now time.Time) *ikeEntry {
+	n := w.add(ike, e.conn)
+	n.established, n.initiator = true, ike.Initiator()
+	n.localID, n.remoteID = e.localID, e.remoteID
+	n.natLocalDetected, n.natLocal, n.natRemote = e.natLocalDetected, e.natLocal, e.natRemote
+	n.lastSent, n.lastHeard = now, e.lastHeard
+	w.trackState(n)
+	// Its NextDeadline may be due already (work the old SA handed over).
+	w.keepaliveSchedule(n)
+	return n
+}
+
+// ikeRekeyed moves e's CHILD_SAs, pending children and waiters to the IKE
+// SA that replaces it; e only finishes its own deletion.
+func (w *worker) ikeRekeyed(e *ikeEntry, ike *sa.IKESA, now time.Time) {
+	n := w.sas[ike.LocalSPI()]
+	if n == nil || n.sa != ike {
+		n = w.ikeAdded(e, ike, now)
+	}
+	for spi, name := range e.children {
+		n.children[spi] = name
+		w.d.children.Store(spi, n)
+	}
+	clear(e.children)
+	for name := range e.pendingChildren {
+		n.pendingChildren[name] = true
+	}
+	clear(e.pendingChildren)
+	n.waiters = append(n.waiters, e.waiters...)
+	e.waiters = nil
+	w.d.log.Debug("IKE SA rekeyed", "conn", e.conn, "old_spi", fmt.Sprintf("%016x", e.spi), "new_spi", fmt.Sprintf("%016x", n.spi))
 }
 
 func (w *worker) failed(e *ikeEntry, err error) {
