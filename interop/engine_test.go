@@ -35,10 +35,11 @@ type scenario struct {
 	// pair, so charon picks its connection by address).
 	cygnet, swan netip.Addr
 	// script is what happens, in order: "initiate CHILD", "create-child
-	// CHILD" and "delete" are engine commands; "swan-initiate CHILD" and
-	// "swan-terminate" ask charon (recording only: in the file they are
-	// just the datagrams that follow). Each step waits for the event named
-	// after "=>" ("child-up CHILD", "deleted").
+	// CHILD", "rekey-child CHILD" and "delete" are engine commands;
+	// "swan-initiate CHILD", "swan-rekey CHILD" and "swan-terminate" ask
+	// charon (recording only: in the file they are just the datagrams that
+	// follow). Each step waits for the event named after "=>" ("child-up
+	// CHILD", "child-down CHILD", "deleted") reported after it.
 	script []string
 }
 
@@ -62,7 +63,8 @@ var scenarios = []scenario{
 			{name: "pfs", local: "10.3.0.0/16", remote: "10.4.0.0/16", esp: "aes256gcm16-x25519"},
 		},
 		cygnet: netip.MustParseAddr("192.0.2.11"), swan: netip.MustParseAddr("192.0.2.21"),
-		script: []string{"initiate net => child-up net", "create-child pfs => child-up pfs", "delete => deleted"},
+		script: []string{"initiate net => child-up net", "create-child pfs => child-up pfs",
+			"rekey-child pfs => child-down pfs", "delete => deleted"},
 	},
 	{
 		// Ed25519 certificates made by pki (RFC 8420 signatures are
@@ -78,14 +80,15 @@ var scenarios = []scenario{
 	},
 	{
 		// strongSwan initiates, Cygnet answers through its Responder;
-		// AES-CBC with HMAC, MODP-2048; strongSwan deletes.
+		// AES-CBC with HMAC, MODP-2048; strongSwan rekeys the CHILD_SA,
+		// then deletes the IKE SA.
 		name: "psk-modp2048-responder", initiator: false, auth: AuthPSK,
 		ike: "aes128-sha256-modp2048",
 		children: []scenarioChild{
 			{name: "net", local: "10.7.0.0/16", remote: "10.8.0.0/16", esp: "aes128-sha256"},
 		},
 		cygnet: netip.MustParseAddr("192.0.2.13"), swan: netip.MustParseAddr("192.0.2.23"),
-		script: []string{"swan-initiate net => child-up net", "swan-terminate => deleted"},
+		script: []string{"swan-initiate net => child-up net", "swan-rekey net => child-down net", "swan-terminate => deleted"},
 	},
 }
 
@@ -189,6 +192,8 @@ type engineHost struct {
 
 	packets []sa.Packet
 	events  []string
+	// children maps each CHILD_SA name to the inbound SPI of its newest SA.
+	children map[string]uint32
 }
 
 // chachaReader is a deterministic io.Reader.
@@ -204,7 +209,7 @@ func newEngineHost(sc scenario, seed []byte, start time.Time) (*engineHost, erro
 	if len(seed) != 32 {
 		return nil, fmt.Errorf("interop: transcript seed of %d bytes, want 32", len(seed))
 	}
-	h := &engineHost{sc: sc, cfg: cfg, now: start,
+	h := &engineHost{sc: sc, cfg: cfg, now: start, children: map[string]uint32{},
 		env: &sa.Env{Rand: chachaReader{rand.NewChaCha8([32]byte(seed))}}}
 	if sc.initiator {
 		h.ike = sa.NewInitiator(h.env, cfg, netip.AddrPortFrom(sc.cygnet, 500), netip.AddrPortFrom(sc.swan, 500))
@@ -221,6 +226,9 @@ func (h *engineHost) tick() time.Time {
 
 func (h *engineHost) take(out sa.Output) {
 	for _, ev := range out.Events {
+		if up, ok := ev.(sa.ChildUp); ok {
+			h.children[up.Child.Name] = up.Child.InSPI
+		}
 		h.events = append(h.events, eventString(ev))
 	}
 	h.packets = append(h.packets, out.Packets...)
@@ -236,6 +244,8 @@ func (h *engineHost) command(text string) error {
 		h.take(h.ike.Initiate(now, f[1]))
 	case len(f) == 2 && f[0] == "create-child" && h.ike != nil:
 		h.take(h.ike.CreateChild(now, f[1]))
+	case len(f) == 2 && f[0] == "rekey-child" && h.ike != nil:
+		h.take(h.ike.RekeyChild(now, h.children[f[1]]))
 	case len(f) == 1 && f[0] == "delete" && h.ike != nil:
 		h.take(h.ike.Delete(now))
 	case len(f) >= 1 && strings.HasPrefix(f[0], "swan-"):
@@ -286,9 +296,18 @@ func eventString(ev sa.Event) string {
 			s.SPIi, s.SPIr, s.Proposal, s.LocalID, s.RemoteID, digest([]byte(e.KeyLog)))
 	case sa.ChildUp:
 		c := e.Child
-		return fmt.Sprintf("child-up %s mode=%s encap=%v spi_in=%08x spi_out=%08x suite=%s ts=%s===%s keys=%s",
+		s := fmt.Sprintf("child-up %s mode=%s encap=%v spi_in=%08x spi_out=%08x suite=%s ts=%s===%s keys=%s",
 			c.Name, c.Mode, c.Encap, c.InSPI, c.OutSPI, c.Suite, tsList(c.LocalTS), tsList(c.RemoteTS),
 			digest(c.InEncr, c.InInteg, c.OutEncr, c.OutInteg))
+		if e.Replaces != nil {
+			s += fmt.Sprintf(" replaces=%08x", e.Replaces.InSPI)
+		}
+		if e.OutboundDeferred {
+			s += " outbound=deferred"
+		}
+		return s
+	case sa.ChildOutbound:
+		return fmt.Sprintf("child-outbound %s spi_in=%08x", e.Child.Name, e.Child.InSPI)
 	case sa.ChildDown:
 		return fmt.Sprintf("child-down %s spi_in=%08x", e.Child.Name, e.Child.InSPI)
 	case sa.ChildFailed:

@@ -30,6 +30,6 @@ const (
 // failures, not pending steps.
 var Landed = map[string]bool{
 	FeatureDataplane:  true, // 55e2281 daemon: dataplane userspace wired in
-	FeatureChildRekey: false,
+	FeatureChildRekey: true, // 2ff90fe sa: SA lifecycle (CHILD_SA and IKE SA rekeying)
 	FeatureTransport:  false,
 }

@@ -109,11 +109,11 @@ func (rec *recorder) flush() error {
 }
 
 // pump hands received datagrams to the engine until it has reported an
-// event starting with until.
-func (rec *recorder) pump(until string) error {
+// event starting with until among the records from index from on.
+func (rec *recorder) pump(until string, from int) error {
 	deadline := time.After(waitTime)
 	seen := func() bool {
-		for _, r := range rec.tr.Records {
+		for _, r := range rec.tr.Records[from:] {
 			if r.Kind == RecEvent && strings.HasPrefix(r.Text, until) {
 				return true
 			}
@@ -152,6 +152,7 @@ func (rec *recorder) run() error {
 	errc := make(chan error, 4)
 	for _, step := range rec.host.sc.script {
 		cmd, until, _ := strings.Cut(step, " => ")
+		from := len(rec.tr.Records)
 		rec.add(Record{Kind: RecCmd, Text: cmd})
 		f := strings.Fields(cmd)
 		switch f[0] {
@@ -159,6 +160,14 @@ func (rec *recorder) run() error {
 			go func() { errc <- rec.charon.Initiate(rec.t, rec.host.sc.name, f[1]) }()
 		case "swan-terminate":
 			go func() { errc <- rec.charon.Terminate(rec.t, rec.host.sc.name) }()
+		case "swan-rekey":
+			go func() {
+				res, err := rec.charon.Vici(rec.t, waitTime).Call("rekey", (&testbed.ViciMessage{}).Add("child", f[1]))
+				if err == nil && res.Get("success") != "yes" {
+					err = fmt.Errorf("strongSwan's rekey of %s: %s", f[1], res.Get("errmsg"))
+				}
+				errc <- err
+			}()
 		}
 		if err := rec.host.command(cmd); err != nil {
 			return err
@@ -166,7 +175,7 @@ func (rec *recorder) run() error {
 		if err := rec.flush(); err != nil {
 			return err
 		}
-		if err := rec.pump(until); err != nil {
+		if err := rec.pump(until, from); err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}
 		if strings.HasPrefix(f[0], "swan-") {
