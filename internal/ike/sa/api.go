@@ -548,14 +548,40 @@ type Snapshot struct {
 
 // Counters count lifecycle events of one IKE SA (not inherited by the IKE
 // SA that replaces it): the runtime exports their increase as metrics.
+// "Initiated" and "Responded" say who started the rekey whose SA survived:
+// we, or the peer (after a collision, the winner's).
 type Counters struct {
-	ChildRekeys    uint64 // CHILD_SAs replaced by a rekey (either side initiated)
-	IKERekeys      uint64 // 1 once this IKE SA was replaced by a rekey
-	CollisionsWon  uint64 // rekey collisions (CHILD or IKE, RFC 7296 2.8.1, 2.8.2) our SA survived
-	CollisionsLost uint64 // rekey collisions the peer's SA survived
-	ChildDeletes   uint64 // CHILD_SAs deleted other than by a rekey (either side, expiry)
-	TempFailures   uint64 // TEMPORARY_FAILURE answers received (RFC 7296 2.25)
+	// CHILD_SAs replaced by a rekey, counted when the replaced SA goes.
+	ChildRekeysInitiated, ChildRekeysResponded uint64
+	// This IKE SA replaced by a rekey (at most 1 in all), counted when it
+	// hands its CHILD_SAs over.
+	IKERekeysInitiated, IKERekeysResponded uint64
+	// Rekey collisions (RFC 7296 2.8.1, 2.8.2) our new SA survived (won) or
+	// the peer's did (lost); a collision only one end noticed (the other's
+	// request came too late, 2.25) counts as lost at that end only.
+	ChildCollisionsWon, ChildCollisionsLost uint64
+	IKECollisionsWon, IKECollisionsLost     uint64
+	// CHILD_SAs deleted other than by a rekey (and not with the IKE SA):
+	// by us (a command, the hard lifetime, a failure) or by the peer.
+	ChildDeletesLocal, ChildDeletesRemote uint64
+	// TEMPORARY_FAILURE answers received (RFC 7296 2.25).
+	TempFailures uint64
 }
+
+// ChildRekeys is the number of CHILD_SA rekeys, either side initiating.
+func (c Counters) ChildRekeys() uint64 { return c.ChildRekeysInitiated + c.ChildRekeysResponded }
+
+// IKERekeys is 1 once the IKE SA was replaced by a rekey.
+func (c Counters) IKERekeys() uint64 { return c.IKERekeysInitiated + c.IKERekeysResponded }
+
+// CollisionsWon counts the rekey collisions, CHILD and IKE, we won.
+func (c Counters) CollisionsWon() uint64 { return c.ChildCollisionsWon + c.IKECollisionsWon }
+
+// CollisionsLost counts the rekey collisions, CHILD and IKE, we lost.
+func (c Counters) CollisionsLost() uint64 { return c.ChildCollisionsLost + c.IKECollisionsLost }
+
+// ChildDeletes counts the CHILD_SAs deleted other than by a rekey.
+func (c Counters) ChildDeletes() uint64 { return c.ChildDeletesLocal + c.ChildDeletesRemote }
 
 // ChildSnapshot is a CHILD_SA in a Snapshot.
 type ChildSnapshot struct {

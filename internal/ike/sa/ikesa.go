@@ -137,6 +137,7 @@ type child struct {
 	deleting   bool            // our delete of it is queued or in flight
 	delCause   Cause           // why we delete it
 	failedNext bool            // its replacement could not be installed
+	byPeer     bool            // created answering the peer's rekey request
 }
 
 // lineage is what the generations of one CHILD_SA share: which of them
@@ -381,6 +382,10 @@ func (sa *IKESA) SPIs() (spii, spir uint64) { return sa.spii, sa.spir }
 
 // State returns the SA's state.
 func (sa *IKESA) State() State { return sa.state }
+
+// Counters returns the SA's lifecycle counters (also in Snapshot, which
+// costs more).
+func (sa *IKESA) Counters() Counters { return sa.counters }
 
 // Done reports that the SA is finished: the runtime removes it. An SA that
 // failed or was deleted may stay in StateDead for a few seconds before it is

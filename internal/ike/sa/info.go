@@ -160,7 +160,7 @@ func (sa *IKESA) answerInformational(now time.Time, payloads []wire.Payload, out
 				// ours (RFC 7296 2.8.2): its new IKE SA takes over.
 				sa.peerRekey = nil
 				p.contested = false
-				sa.counters.CollisionsLost++
+				sa.counters.IKECollisionsLost++
 				sa.handover(now, p, "the peer deleted the old IKE SA", out)
 			}
 			reason, cause := "deleted by peer", CausePeer

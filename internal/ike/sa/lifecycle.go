@@ -164,11 +164,18 @@ func (sa *IKESA) dropChild(c *child, reason string, cause Cause, out *Output) {
 	}
 	switch cause {
 	case CauseRekeyed:
-		sa.counters.ChildRekeys++
+		// The surviving rekey's: our successor's, else the peer's.
+		if h := c.successor; (h != nil && h.byPeer) || (h == nil && c.peerNew != nil) {
+			sa.counters.ChildRekeysResponded++
+		} else {
+			sa.counters.ChildRekeysInitiated++
+		}
 		c.lin.rekeys++
 	case CauseRedundant:
+	case CausePeer:
+		sa.counters.ChildDeletesRemote++
 	default:
-		sa.counters.ChildDeletes++
+		sa.counters.ChildDeletesLocal++
 	}
 	c.pendingOut = false
 	c.outboundAt = time.Time{}

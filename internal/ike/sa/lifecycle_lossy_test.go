@@ -105,10 +105,10 @@ func TestForcedCollisionsByLifetime(t *testing.T) {
 			for _, s := range []*side{p.i, p.r} {
 				for _, sa := range s.sas {
 					c := sa.counters
-					childRekeys += c.ChildRekeys
-					ikeRekeys += c.IKERekeys
-					won += c.CollisionsWon
-					lost += c.CollisionsLost
+					childRekeys += c.ChildRekeys()
+					ikeRekeys += c.IKERekeys()
+					won += c.CollisionsWon()
+					lost += c.CollisionsLost()
 				}
 			}
 			t.Logf("CHILD_SA rekeys %d, IKE SA rekeys %d, collisions won %d, lost %d (both sides)", childRekeys, ikeRekeys, won, lost)

@@ -32,7 +32,7 @@ func TestChildRekeyTime(t *testing.T) {
 	p.requireSettled("net")
 	for _, e := range []end{{p, true}, {p, false}} {
 		c := e.sa().counters
-		if c.ChildRekeys != 1 || c.ChildDeletes != 0 || c.CollisionsWon+c.CollisionsLost != 0 {
+		if c.ChildRekeys() != 1 || c.ChildDeletes() != 0 || c.CollisionsWon()+c.CollisionsLost() != 0 {
 			t.Errorf("%s: counters %+v", e.side().name, c)
 		}
 		ch := e.sa().children[0]
@@ -242,7 +242,7 @@ func TestDeleteSeveral(t *testing.T) {
 	p.quiesce(time.Minute)
 	p.requireSettled()
 	for _, e := range []end{a, b} {
-		if c := e.sa().counters; c.ChildDeletes != 2 {
+		if c := e.sa().counters; c.ChildDeletes() != 2 {
 			t.Errorf("%s: counters %+v", e.side().name, c)
 		}
 	}

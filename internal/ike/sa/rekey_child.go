@@ -168,7 +168,7 @@ func (sa *IKESA) concludeChildRekey(now time.Time, o, n *child, out *Output) {
 		if bytes.Compare(lowerNonce(n.ni, n.nr), lowerNonce(p.ni, p.nr)) < 0 {
 			// We created the SA with the lowest nonce: it is redundant and
 			// ours to delete. The peer's SA replaces o; the peer deletes o.
-			sa.counters.CollisionsLost++
+			sa.counters.ChildCollisionsLost++
 			sa.log.Info("CHILD_SA rekey collision lost, deleting the redundant SA", slog.String("child", n.sa.Name),
 				slog.String("spi_in", spi32String(n.sa.InSPI)))
 			n.redundant = true
@@ -184,7 +184,7 @@ func (sa *IKESA) concludeChildRekey(now time.Time, o, n *child, out *Output) {
 			}
 			return
 		}
-		sa.counters.CollisionsWon++
+		sa.counters.ChildCollisionsWon++
 		sa.log.Info("CHILD_SA rekey collision won, waiting for the peer to delete its redundant SA",
 			slog.String("child", n.sa.Name), slog.String("redundant_spi_in", spi32String(p.sa.InSPI)))
 		p.redundant = true
@@ -225,7 +225,7 @@ func (sa *IKESA) rekeyChildRefused(now time.Time, t *rekeyChildTask, s *payloadS
 	case superseded:
 		// The peer rekeyed o before our request reached it (an undetected
 		// collision): its SA replaces o, and it deletes o.
-		sa.counters.CollisionsLost++
+		sa.counters.ChildCollisionsLost++
 		sa.log.Info("CHILD_SA was rekeyed by the peer; our rekey is moot", slog.String("child", o.cfg.Name),
 			slog.String("answer", errText(err)))
 		p.contested = false
@@ -313,6 +313,7 @@ func (sa *IKESA) answerRekeyChild(now time.Time, m *wire.Message, s *payloadSet,
 		return resp
 	}
 	p.respMsgID = m.MessageID
+	p.byPeer = true
 	o.peerNew = p
 	if o.rekeying == nil {
 		// No collision: p replaces o; the peer deletes o.

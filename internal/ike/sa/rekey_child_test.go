@@ -48,12 +48,15 @@ func TestChildRekey(t *testing.T) {
 			}
 			for _, e := range []end{a, b} {
 				c := e.sa().counters
-				if c.ChildRekeys != 1 || c.ChildDeletes != 0 || c.CollisionsWon+c.CollisionsLost != 0 {
+				if c.ChildRekeys() != 1 || c.ChildDeletes() != 0 || c.CollisionsWon()+c.CollisionsLost() != 0 {
 					t.Errorf("%s counters %+v", e.side().name, c)
 				}
 				if s := e.sa().Snapshot().Children[0]; s.Rekeys != 1 || !s.Outbound || s.State != ChildInstalled {
 					t.Errorf("%s snapshot %+v", e.side().name, s)
 				}
+			}
+			if ca, cb := a.sa().Counters(), b.sa().Counters(); ca.ChildRekeysInitiated != 1 || cb.ChildRekeysResponded != 1 {
+				t.Errorf("rekey roles: a (initiator) %+v, b (responder) %+v", ca, cb)
 			}
 		})
 	}
@@ -145,14 +148,24 @@ func TestChildRekeyCollision(t *testing.T) {
 				}
 				p.quiesce(time.Minute)
 				p.requireSettled("net")
-				won, lost := a.sa().counters.CollisionsWon, a.sa().counters.CollisionsLost
+				won, lost := a.sa().counters.CollisionsWon(), a.sa().counters.CollisionsLost()
 				if (tc.aWins && (won != 1 || lost != 0)) || (!tc.aWins && (won != 0 || lost != 1)) {
 					t.Errorf("a's collision counters %d/%d", won, lost)
 				}
 				for _, e := range []end{a, b} {
-					if c := e.sa().counters; c.ChildRekeys != 1 || c.CollisionsWon+c.CollisionsLost != 1 {
+					if c := e.sa().counters; c.ChildRekeys() != 1 || c.CollisionsWon()+c.CollisionsLost() != 1 || c.IKECollisionsWon+c.IKECollisionsLost != 0 {
 						t.Errorf("%s counters %+v", e.side().name, c)
 					}
+				}
+				// The winner's rekey survived: it counts as initiated there,
+				// as answered at the loser.
+				winner, loser := a, b
+				if !tc.aWins {
+					winner, loser = b, a
+				}
+				if cw, cl := winner.sa().counters, loser.sa().counters; cw.ChildRekeysInitiated != 1 || cw.ChildCollisionsWon != 1 ||
+					cl.ChildRekeysResponded != 1 || cl.ChildCollisionsLost != 1 {
+					t.Errorf("winner %s %+v, loser %s %+v", winner.side().name, cw, loser.side().name, cl)
 				}
 			})
 		}

@@ -171,7 +171,7 @@ func (sa *IKESA) rekeyIKEFailed(now time.Time, s *payloadSet, err error, out *Ou
 		// 7296 2.8.2): its IKE SA takes over and it deletes this one.
 		sa.peerRekey = nil
 		p.contested = false
-		sa.counters.CollisionsLost++
+		sa.counters.IKECollisionsLost++
 		sa.log.Info("IKE SA was rekeyed by the peer; our rekey is moot", slog.String("answer", err.Error()))
 		sa.handover(now, p, "rekeyed by the peer", out)
 		sa.selfDeleteAt = now.Add(sa.replacedWait())
@@ -237,7 +237,7 @@ func (sa *IKESA) concludeIKERekey(now time.Time, n *IKESA, out *Output) {
 		if p.state != StateDead && bytes.Compare(lowerNonce(n.rekeyNi, n.rekeyNr), lowerNonce(p.rekeyNi, p.rekeyNr)) < 0 {
 			// Ours has the lowest nonce: redundant, and ours to delete. The
 			// peer's IKE SA takes over; the peer deletes this one.
-			sa.counters.CollisionsLost++
+			sa.counters.IKECollisionsLost++
 			sa.log.Info("IKE SA rekey collision lost, deleting the redundant IKE SA",
 				slog.String("redundant_spi_i", spiString(n.spii)), slog.String("redundant_spi_r", spiString(n.spir)))
 			sa.handover(now, p, "the peer's rekey won the collision", out)
@@ -247,7 +247,7 @@ func (sa *IKESA) concludeIKERekey(now time.Time, n *IKESA, out *Output) {
 			n.requestDelete(now, "redundant after a rekey collision", CauseRedundant, out)
 			return
 		}
-		sa.counters.CollisionsWon++
+		sa.counters.IKECollisionsWon++
 		sa.log.Info("IKE SA rekey collision won, waiting for the peer to delete its redundant IKE SA",
 			slog.String("redundant_spi_i", spiString(p.spii)), slog.String("redundant_spi_r", spiString(p.spir)))
 		p.redundant = true
@@ -263,7 +263,11 @@ func (sa *IKESA) concludeIKERekey(now time.Time, n *IKESA, out *Output) {
 // it with the work queued for them, and this SA only waits for its
 // deletion.
 func (sa *IKESA) handover(now time.Time, n *IKESA, why string, out *Output) {
-	sa.counters.IKERekeys++
+	if n.initiator {
+		sa.counters.IKERekeysInitiated++
+	} else {
+		sa.counters.IKERekeysResponded++
+	}
 	for _, c := range sa.children {
 		// Nothing of this IKE SA's is in flight at the peer (RFC 7296
 		// 2.25.2): it holds every answer we sent.

@@ -66,8 +66,10 @@ func TestIKERekey(t *testing.T) {
 			if !oldA.Done() || !oldB.Done() {
 				t.Error("old IKE SAs not done")
 			}
-			if oldA.counters.IKERekeys != 1 || oldB.counters.IKERekeys != 1 {
-				t.Error("IKERekeys not counted")
+			// a initiated the rekey, b answered it.
+			if ca, cb := oldA.counters, oldB.counters; ca.IKERekeysInitiated != 1 || ca.IKERekeysResponded != 0 ||
+				cb.IKERekeysResponded != 1 || cb.IKERekeysInitiated != 0 {
+				t.Errorf("IKE rekeys counted a %+v, b %+v", ca, cb)
 			}
 			// The new IKE SA works: rekey the CHILD_SA on it, from b.
 			b.do(newB.RekeyChild(p.now, childB.InSPI))
@@ -218,7 +220,10 @@ func TestIKERekeyCollision(t *testing.T) {
 						t.Errorf("%s: Deleted causes %v", e.side().name, causes)
 					}
 				}
-				won, lost := oldA.counters.CollisionsWon, oldA.counters.CollisionsLost
+				won, lost := oldA.counters.IKECollisionsWon, oldA.counters.IKECollisionsLost
+				if c := oldA.counters; c.ChildCollisionsWon+c.ChildCollisionsLost != 0 {
+					t.Errorf("a counted an IKE SA collision as a CHILD_SA one: %+v", c)
+				}
 				if (tc.aWins && won != 1) || (!tc.aWins && lost != 1) {
 					t.Errorf("a's collision counters %d/%d", won, lost)
 				}
@@ -254,7 +259,7 @@ func TestIKERekeyCollisionDelayedRequest(t *testing.T) {
 			if a.sa().Initiator() {
 				t.Error("a's IKE SA survived")
 			}
-			if oldA.counters.CollisionsLost != 1 {
+			if oldA.counters.IKECollisionsLost != 1 || oldA.counters.IKERekeysResponded != 1 {
 				t.Errorf("counters %+v", oldA.counters)
 			}
 		})
