@@ -20,13 +20,14 @@ import (
 )
 
 // CLICommands are the subcommands of cygnet that RunCLI implements.
-var CLICommands = []string{CmdUp, CmdDown, CmdStatus, CmdReload}
+var CLICommands = []string{CmdUp, CmdDown, CmdStatus, CmdReload, CmdRekey}
 
 // CLIUsage describes RunCLI's command line, for cygnet's help text.
 const CLIUsage = `cygnet [-s SOCK] [-c FILE] up CONN [CHILD] [--timeout DURATION]
 cygnet [-s SOCK] [-c FILE] down CONN
 cygnet [-s SOCK] [-c FILE] status [--json]
 cygnet [-s SOCK] [-c FILE] reload
+cygnet [-s SOCK] [-c FILE] rekey CONN [CHILD]
 
   -s, --socket SOCK    the daemon's control socket (default: $CYGNET_SOCKET, else the
                        socket of the configuration file, else ` + config.DefaultSocket + `)
@@ -196,6 +197,17 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			return c.fail(ctx, cmd, err)
 		}
 		io.WriteString(c.stdout, "configuration reloaded\n")
+	case CmdRekey:
+		what := pos[1]
+		var child string
+		if len(pos) == 3 {
+			child = pos[2]
+			what += "/" + child
+		}
+		if err := client.Rekey(ctx, pos[1], child); err != nil {
+			return c.fail(ctx, cmd, err)
+		}
+		fmt.Fprintf(c.stdout, "%s: rekeying\n", printable(what))
 	}
 	return ExitOK
 }
@@ -237,6 +249,10 @@ func checkArgs(fs *flag.FlagSet, pos []string) string {
 	case CmdReload:
 		if n != 0 {
 			return "usage: cygnet [-s SOCK] reload"
+		}
+	case CmdRekey:
+		if n < 1 || n > 2 {
+			return "usage: cygnet [-s SOCK] rekey CONN [CHILD]"
 		}
 	default:
 		return fmt.Sprintf("unknown command %q", cmd)

@@ -122,6 +122,13 @@ func (c *Client) StatusJSON(ctx context.Context) (json.RawMessage, error) {
 	return resp.Status, nil
 }
 
+// Rekey starts a rekey of conn's IKE SA (child "") or of its CHILD_SA
+// child; it returns once the daemon started it.
+func (c *Client) Rekey(ctx context.Context, conn, child string) error {
+	_, err := c.roundTrip(ctx, &request{Command: CmdRekey, Connection: conn, Child: child})
+	return err
+}
+
 // Reload makes the daemon re-read its configuration.
 func (c *Client) Reload(ctx context.Context) error {
 	_, err := c.roundTrip(ctx, &request{Command: CmdReload})

@@ -22,6 +22,15 @@ type fakeBackend struct {
 	reload func(ctx context.Context) error
 }
 
+// Rekey makes fakeBackend a Rekeyer.
+func (b *fakeBackend) Rekey(ctx context.Context, conn, child string) error {
+	b.record("rekey %s %s", conn, child)
+	return knownConn(conn)
+}
+
+// plainBackend hides fakeBackend's Rekey: a daemon without the command.
+type plainBackend struct{ Backend }
+
 func (b *fakeBackend) record(format string, args ...any) {
 	b.mu.Lock()
 	b.calls = append(b.calls, fmt.Sprintf(format, args...))

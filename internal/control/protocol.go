@@ -17,6 +17,7 @@ const (
 	CmdDown   = "down"
 	CmdStatus = "status"
 	CmdReload = "reload"
+	CmdRekey  = "rekey" // optional: Backends that implement Rekeyer
 )
 
 // maxRequestLine bounds one request line. Requests are a few names long; the
@@ -27,8 +28,8 @@ const maxRequestLine = 64 << 10
 type request struct {
 	Version    int    `json:"version"`
 	Command    string `json:"command"`
-	Connection string `json:"connection,omitempty"` // up, down
-	Child      string `json:"child,omitempty"`      // up: one CHILD_SA; "": all of them
+	Connection string `json:"connection,omitempty"` // up, down, rekey
+	Child      string `json:"child,omitempty"`      // up: one CHILD_SA, "": all of them; rekey: this CHILD_SA, "": the IKE SA
 }
 
 // response is one line the server sends. OK is false exactly when Error is
@@ -61,6 +62,15 @@ type Backend interface {
 	// Reload re-reads the configuration; established SAs of unchanged
 	// connections stay up.
 	Reload(ctx context.Context) error
+}
+
+// Rekeyer is implemented by Backends that rekey on request (the rekey
+// command); the server answers rekey with an error for the others.
+type Rekeyer interface {
+	// Rekey starts a rekey of the IKE SA of conn (child "") or of its
+	// CHILD_SA child, as their rekey time would, and returns once it is
+	// started, not when it completed.
+	Rekey(ctx context.Context, conn, child string) error
 }
 
 // Error is an error the daemon reported for a request: the text of the

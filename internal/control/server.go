@@ -282,6 +282,15 @@ func (s *Server) handle(ctx context.Context, data []byte) *response {
 		}
 	case CmdReload:
 		err = s.backend.Reload(ctx)
+	case CmdRekey:
+		if req.Connection == "" {
+			return errorResponse(`control: rekey: missing "connection"`)
+		}
+		r, ok := s.backend.(Rekeyer)
+		if !ok {
+			return errorResponse("control: rekey is not supported by this daemon")
+		}
+		err = r.Rekey(ctx, req.Connection, req.Child)
 	case "":
 		return errorResponse(`control: request has no "command"`)
 	default:

@@ -34,6 +34,9 @@ func TestRoundTrip(t *testing.T) {
 	if err := c.Reload(ctx); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
+	if err := c.Rekey(ctx, "site", "net"); err != nil {
+		t.Fatalf("Rekey: %v", err)
+	}
 	st, err := c.Status(ctx)
 	if err != nil {
 		t.Fatalf("Status: %v", err)
@@ -43,7 +46,7 @@ func TestRoundTrip(t *testing.T) {
 	if got, _ := json.Marshal(st); string(got) != string(must(json.Marshal(want))) {
 		t.Errorf("Status = %s\nwant %s", got, must(json.Marshal(want)))
 	}
-	wantCalls := []string{"up site ", "up site net", "down site", "reload", "status"}
+	wantCalls := []string{"up site ", "up site net", "down site", "reload", "rekey site net", "status"}
 	if got := b.Calls(); !slices.Equal(got, wantCalls) {
 		t.Errorf("calls = %q, want %q", got, wantCalls)
 	}
@@ -286,6 +289,8 @@ func TestMalformedRequests(t *testing.T) {
 		{`{"version":1,"command":"down","connection":""}`, `{"version":1,"ok":false,"error":"control: down: missing \"connection\""}`},
 		{`{"version":1,"command":"down","connection":"site","child":"net"}`, `{"version":1,"ok":false,"error":"control: down: \"child\" is not supported: down deletes whole IKE SAs"}`},
 		{`{"version":1,"command":"up","connection":"nope"}`, `{"version":1,"ok":false,"error":"unknown connection \"nope\""}`},
+		{`{"version":1,"command":"rekey"}`, `{"version":1,"ok":false,"error":"control: rekey: missing \"connection\""}`},
+		{`{"version":1,"command":"rekey","connection":"site"}`, `{"version":1,"ok":true}`},
 		// Unknown fields are ignored (forward compatibility).
 		{`{"version":1,"command":"reload","force":true}`, `{"version":1,"ok":true}`},
 	} {
@@ -506,5 +511,15 @@ func TestClientBadReplies(t *testing.T) {
 			t.Error("request on a closed client succeeded")
 		}
 		ln.Close()
+	}
+}
+
+// A Backend without Rekey gets an error for the command, not a crash.
+func TestRekeyNotSupported(t *testing.T) {
+	s := startServer(t, plainBackend{&fakeBackend{}})
+	got := rawExchange(t, s, `{"version":1,"command":"rekey","connection":"site"}`+"\n")
+	want := []string{`{"version":1,"ok":false,"error":"control: rekey is not supported by this daemon"}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

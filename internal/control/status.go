@@ -54,6 +54,14 @@ type IKESA struct {
 
 	// Extensions.
 	RekeyAt time.Time `json:"rekey_at"` // when the next IKE SA rekey is due; omitted while zero
+	// Lifecycle counts of this IKE SA and of the ones it replaced by
+	// rekeys (its line), each omitted while zero.
+	Rekeys         uint64 `json:"rekeys"`             // times the IKE SA was rekeyed: it is the (Rekeys+1)-th of its line
+	ChildRekeys    uint64 `json:"child_rekeys"`       // CHILD_SA rekeys, either side initiating
+	CollisionsWon  uint64 `json:"collisions_won"`     // rekey collisions (CHILD or IKE SA) our new SA survived
+	CollisionsLost uint64 `json:"collisions_lost"`    // rekey collisions the peer's new SA survived
+	ChildDeletes   uint64 `json:"child_deletes"`      // CHILD_SAs deleted other than by a rekey, by either side
+	TempFailures   uint64 `json:"temporary_failures"` // TEMPORARY_FAILURE answers the peer sent us (RFC 7296 2.25)
 }
 
 // ChildSA describes one CHILD_SA. SPIs are 8 lowercase hex digits without 0x
@@ -78,6 +86,10 @@ type ChildSA struct {
 	Rekeys  uint64    `json:"rekeys,omitempty"` // times this CHILD_SA has been rekeyed
 	Drops   uint64    `json:"drops,omitempty"`  // inbound packets dropped (replay, ICV, padding)
 	RekeyAt time.Time `json:"rekey_at"`         // when the next rekey is due; omitted while zero
+	// InboundOnly: this SA does not carry its child's outbound traffic
+	// (during a rekey: the responder's new SA until the initiator deletes
+	// the old one, or the old SA until its delete). Omitted while false.
+	InboundOnly bool `json:"inbound_only,omitempty"`
 }
 
 // FormatIKESPI formats an IKE SPI as the status JSON has it.
@@ -113,9 +125,15 @@ type (
 		// These hide the embedded fields of the same JSON names, and
 		// encoding/json places them after the embedded fields, which is
 		// where they are declared in IKESA: the key order stays.
-		EstablishedAt *jsonTime     `json:"established_at"` // nil: null
-		ChildSAs      []childSAJSON `json:"child_sas"`
-		RekeyAt       *jsonTime     `json:"rekey_at,omitempty"`
+		EstablishedAt  *jsonTime     `json:"established_at"` // nil: null
+		ChildSAs       []childSAJSON `json:"child_sas"`
+		RekeyAt        *jsonTime     `json:"rekey_at,omitempty"`
+		Rekeys         uint64        `json:"rekeys,omitempty"`
+		ChildRekeys    uint64        `json:"child_rekeys,omitempty"`
+		CollisionsWon  uint64        `json:"collisions_won,omitempty"`
+		CollisionsLost uint64        `json:"collisions_lost,omitempty"`
+		ChildDeletes   uint64        `json:"child_deletes,omitempty"`
+		TempFailures   uint64        `json:"temporary_failures,omitempty"`
 	}
 	childSAJSON struct {
 		plainChildSA
@@ -152,10 +170,16 @@ func (sa *IKESA) toJSON() ikeSAJSON {
 		children[i] = sa.ChildSAs[i].toJSON()
 	}
 	return ikeSAJSON{
-		plainIKESA:    plainIKESA(*sa),
-		EstablishedAt: newJSONTime(sa.EstablishedAt),
-		ChildSAs:      children,
-		RekeyAt:       newJSONTime(sa.RekeyAt),
+		plainIKESA:     plainIKESA(*sa),
+		EstablishedAt:  newJSONTime(sa.EstablishedAt),
+		ChildSAs:       children,
+		RekeyAt:        newJSONTime(sa.RekeyAt),
+		Rekeys:         sa.Rekeys,
+		ChildRekeys:    sa.ChildRekeys,
+		CollisionsWon:  sa.CollisionsWon,
+		CollisionsLost: sa.CollisionsLost,
+		ChildDeletes:   sa.ChildDeletes,
+		TempFailures:   sa.TempFailures,
 	}
 }
 
