@@ -44,6 +44,10 @@ type Backend struct {
 	// outSeq orders the outbound states by when they were added: the
 	// kernel sends on the newest of a request ID and address pair.
 	outSeq uint64
+	// routes of tunnels (routes_linux.go); nil with Config.NoRoutes.
+	routes *routeSet
+	// bypass are BypassPorts' policies.
+	bypass []policyKey
 }
 
 // AcquireInterval is the least time between two Acquire events of one
@@ -74,6 +78,7 @@ type pair struct {
 	// The counters of a state the kernel deleted on a hard expiry.
 	finalIn, finalOut stateCounts
 	in, out           []policyKey // the pair's policies: in and fwd; out
+	routes            []routeKey
 }
 
 type larvalState struct {
@@ -101,8 +106,9 @@ type policy struct {
 // trap is an installed trap: policies without SAs, whose first packet makes
 // the kernel send an ACQUIRE (RFC 4301 5.1).
 type trap struct {
-	t    Trap
-	keys []policyKey
+	t      Trap
+	keys   []policyKey
+	routes []routeKey
 }
 
 // Trap describes the policies of a child that is negotiated on demand
@@ -171,8 +177,17 @@ func New(cfg Config) (*Backend, error) {
 			b.log.Warn("xfrm: cannot set net.core.xfrm_acq_expires", "err", err)
 		}
 	}
+	if !cfg.NoRoutes {
+		if b.routes, err = openRoutes(&b.cfg, b.log); err != nil {
+			b.nl.close()
+			return nil, err
+		}
+	}
 	if b.mon, err = openMonitor(cfg.Netns); err != nil {
 		b.nl.close()
+		if b.routes != nil {
+			b.routes.close()
+		}
 		return nil, err
 	}
 	if b.stats, err = openStats(cfg.Netns); err == nil {
@@ -371,6 +386,7 @@ func (b *Backend) InstallWith(sa *dataplane.SA, replaces uint32, opts InstallOpt
 		clear(sa.OutEncrKey)
 		clear(sa.OutIntegKey)
 	}
+	p.routes = b.addRoutes(sa.Name, sa.Mode, opts.IfID, sa.LocalTS, sa.RemoteTS, sa.Remote.Addr())
 	// The kernel has the keys; Cygnet's copies go (DESIGN.md invariants).
 	clear(sa.InEncrKey)
 	clear(sa.InIntegKey)
@@ -524,9 +540,14 @@ func (b *Backend) stateMessage(typ uint16, p *pair, inbound bool) (*message, err
 	if sa.HardPackets > 0 {
 		info.lft.hardPackets = sa.HardPackets
 	}
-	// The state's own selector stays the wildcard of its inner family (the
-	// policies do the matching), as strongSwan leaves it in tunnel mode.
+	// The state's own selector stays a wildcard (the policies do the
+	// matching). In tunnel mode it must be one of no family, or the kernel
+	// gives it the outer family and IPv6 inside IPv4 finds no state:
+	// XFRM_STATE_AF_UNSPEC keeps it so, as strongSwan sets it.
 	info.sel.family = 0
+	if sa.Mode == dataplane.Tunnel {
+		info.flags |= stateFlagAFUnspec
+	}
 	window := 0
 	if inbound {
 		window = sa.ReplayWindow
@@ -778,10 +799,28 @@ func (b *Backend) removePair(inSPI uint32, p *pair, zero bool) error {
 		errs = append(errs, b.delState(sa.Local.Addr(), sa.InSPI))
 	}
 	delete(b.pairs, inSPI)
+	if b.routes != nil {
+		errs = append(errs, b.routes.release(p.routes))
+	}
 	if zero {
 		sa.Zero()
 	}
 	return errors.Join(errs...)
+}
+
+// addRoutes routes the remote selectors of a tunnel without an if_id
+// towards peer (routes_linux.go). A route that cannot be added is a
+// warning, as in strongSwan: the SA and its policies work wherever the
+// host's routing already takes the traffic.
+func (b *Backend) addRoutes(name string, mode dataplane.Mode, ifID uint32, local, remote []dataplane.Selector, peer netip.Addr) []routeKey {
+	if b.routes == nil || mode != dataplane.Tunnel || ifID != 0 || !peer.IsValid() {
+		return nil
+	}
+	keys, err := b.routes.add(local, remote, peer)
+	if err != nil {
+		b.log.Warn("xfrm: no routes for the tunnel's remote selectors", "name", name, "err", err)
+	}
+	return keys
 }
 
 // InstallTrap installs the policies of t without SAs: the kernel then sends
@@ -838,7 +877,7 @@ func (b *Backend) InstallTrap(t Trap) error {
 		}
 		added = append(added, k)
 	}
-	b.traps[t.ReqID] = &trap{t: t, keys: keys}
+	b.traps[t.ReqID] = &trap{t: t, keys: keys, routes: b.addRoutes(t.Name, t.Mode, t.IfID, t.LocalTS, t.RemoteTS, t.Remote)}
 	return nil
 }
 
@@ -859,7 +898,11 @@ func (b *Backend) removeTrap(reqid uint32) error {
 		return fmt.Errorf("%w: %d", dataplane.ErrUnknownTrap, reqid)
 	}
 	delete(b.traps, reqid)
-	return b.releasePolicies(0, t.keys)
+	err := b.releasePolicies(0, t.keys)
+	if b.routes != nil {
+		err = errors.Join(err, b.routes.release(t.routes))
+	}
+	return err
 }
 
 // Trap implements dataplane.Backend with InstallTrap in transport mode:
@@ -1143,19 +1186,25 @@ func (b *Backend) Close() error {
 	for spi, p := range b.pairs {
 		errs = append(errs, b.removePair(spi, p, true))
 	}
-	for reqid, t := range b.traps {
-		errs = append(errs, b.releasePolicies(0, t.keys))
-		delete(b.traps, reqid)
+	for reqid := range b.traps {
+		errs = append(errs, b.removeTrap(reqid))
 	}
 	for spi, l := range b.larval {
 		errs = append(errs, b.delState(l.dst, spi))
 		delete(b.larval, spi)
 	}
+	for _, k := range b.bypass {
+		errs = append(errs, b.delPolicy(k))
+	}
+	b.bypass = nil
 	b.closed = true
 	b.mu.Unlock()
 	errs = append(errs, b.mon.close())
 	<-b.monDone
 	errs = append(errs, b.nl.close(), b.stats.close())
+	if b.routes != nil {
+		errs = append(errs, b.routes.close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -1196,6 +1245,9 @@ func (b *Backend) removeStale() (int, error) {
 				pols = append(pols, p)
 				break
 			}
+		}
+		if b.isBypass(&p) {
+			pols = append(pols, p)
 		}
 		return nil
 	})

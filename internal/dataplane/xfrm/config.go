@@ -19,6 +19,12 @@ const (
 	// policy wins over another child's broader trap.
 	DefaultPriorityBase = 0x00c70000
 	trapBand            = 0x8000
+
+	// DefaultRouteTable is the table of the tunnels' routes; the userspace
+	// data plane uses the same number (a daemon has one data plane).
+	DefaultRouteTable = 221
+	// DefaultRulePriority is the priority of the rule that consults it.
+	DefaultRulePriority = 221
 )
 
 // Config configures a Backend.
@@ -39,6 +45,14 @@ type Config struct {
 	// allocated SPI and the state of a pending ACQUIRE (kernel default 30).
 	// strongSwan sets 165, to outlast a slow IKE_AUTH.
 	AcqExpires int
+	// NoRoutes leaves routing to the caller. By default the backend routes
+	// the remote selectors of tunnel-mode SAs and traps without an if_id
+	// towards the peer, in table RouteTable, which a rule with priority
+	// RulePriority consults before the main table (routes_linux.go; 0:
+	// DefaultRouteTable, DefaultRulePriority), as strongSwan does with its
+	// table 220.
+	NoRoutes                 bool
+	RouteTable, RulePriority int
 	// Logger receives warnings (nil: discard). No key ever reaches it.
 	Logger *slog.Logger
 }
@@ -49,6 +63,12 @@ func (c *Config) check() error {
 	}
 	if c.PriorityBase == 0 {
 		c.PriorityBase = DefaultPriorityBase
+	}
+	if c.RouteTable == 0 {
+		c.RouteTable = DefaultRouteTable
+	}
+	if c.RulePriority == 0 {
+		c.RulePriority = DefaultRulePriority
 	}
 	if uint64(c.ReqIDBase)+ReqIDSpan > 1<<32 {
 		return fmt.Errorf("xfrm: ReqIDBase %#x leaves no room for %d request IDs", c.ReqIDBase, ReqIDSpan)

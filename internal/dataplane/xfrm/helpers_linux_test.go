@@ -191,6 +191,7 @@ func (s *site) open(t *testing.T) {
 			t.Errorf("Close in %s: %v", s.ns.Name, err)
 		}
 		s.requireEmpty(t)
+		s.requireNoRules(t)
 	})
 }
 
@@ -217,6 +218,33 @@ func (s *site) requireEmpty(t testing.TB) {
 	}
 	if out := withoutSocketPolicies(s.ip(t, "xfrm", "policy")); out != "" {
 		t.Errorf("%s: ip xfrm policy is not empty:\n%s", s.ns.Name, out)
+	}
+	s.requireNoRoutes(t)
+}
+
+// requireNoRoutes fails the test if the backend's routes remain.
+func (s *site) requireNoRoutes(t testing.TB) {
+	t.Helper()
+	for _, fam := range []string{"-4", "-6"} {
+		// A table that never had a route does not exist: that is empty too.
+		out, err := exec.Command("ip", "-n", s.ns.Name, fam, "route", "show", "table", fmt.Sprint(DefaultRouteTable)).CombinedOutput()
+		if err != nil && !strings.Contains(string(out), "table does not exist") {
+			t.Fatalf("ip route show table %d in %s: %v: %s", DefaultRouteTable, s.ns.Name, err, out)
+		}
+		if err == nil && strings.TrimSpace(string(out)) != "" {
+			t.Errorf("%s: routes left in table %d:\n%s", s.ns.Name, DefaultRouteTable, out)
+		}
+	}
+}
+
+// requireNoRules fails the test if the backend's routing rules remain
+// (after Close).
+func (s *site) requireNoRules(t testing.TB) {
+	t.Helper()
+	for _, fam := range []string{"-4", "-6"} {
+		if out := s.ip(t, fam, "rule"); strings.Contains(out, fmt.Sprintf("lookup %d", DefaultRouteTable)) {
+			t.Errorf("%s: routing rule left:\n%s", s.ns.Name, out)
+		}
 	}
 }
 

@@ -63,7 +63,8 @@ const (
 
 	actionAllow = 0
 
-	stateFlagESN = 128 // XFRM_STATE_ESN
+	stateFlagAFUnspec = 32  // XFRM_STATE_AF_UNSPEC
+	stateFlagESN      = 128 // XFRM_STATE_ESN
 
 	encapESPInUDP = 2 // UDP_ENCAP_ESPINUDP (RFC 3948)
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
 	"github.com/cygnet-ipsec/cygnet/internal/testbed"
@@ -483,6 +485,12 @@ func TestStaleCleanup(t *testing.T) {
 	if _, err := a.b.AllocSPI(); err != nil {
 		t.Fatal(err)
 	}
+	if err := a.b.BypassPorts(500, 4500); err != nil {
+		t.Fatal(err)
+	}
+	if out := a.ip(t, "route", "show", "table", fmt.Sprint(DefaultRouteTable)); !strings.Contains(out, b.inner4.String()) {
+		t.Fatalf("no tunnel route before the crash:\n%s", out)
+	}
 	// Crash: the sockets close, nothing is removed.
 	crashed := a.b
 	crashed.mu.Lock()
@@ -502,6 +510,10 @@ func TestStaleCleanup(t *testing.T) {
 	}
 	if strings.Count(policy, "dir ") != 1 || !strings.Contains(policy, "10.9.0.0/16") {
 		t.Errorf("after the restart, want only the foreign policy:\n%s", policy)
+	}
+	a.requireNoRoutes(t)
+	if out := a.ip(t, "rule"); strings.Count(out, fmt.Sprintf("lookup %d", DefaultRouteTable)) != 1 {
+		t.Errorf("after the restart, want the new backend's rule only:\n%s", out)
 	}
 	a.ip(t, "xfrm", "state", "flush")
 	a.ip(t, "xfrm", "policy", "flush")
@@ -666,5 +678,146 @@ func TestDeferOutbound(t *testing.T) {
 	}
 	if err := a.b.ActivateOutbound(oldA.InSPI); err != nil {
 		t.Errorf("ActivateOutbound of the only pair: %v", err)
+	}
+}
+
+// TestRoutes: without routes of its own to the peer's inner addresses, a
+// host reaches them through the routes the backend adds for tunnels (table
+// DefaultRouteTable, with the local inner address as source, IPv6 inside
+// IPv4 included), and for traps, whose first packet must reach the policy.
+// Transport mode and if_id get none; the routes go with their SAs.
+func TestRoutes(t *testing.T) {
+	a, b := newSites(t)
+	for _, p := range [][2]*site{{a, b}, {b, a}} {
+		s, peer := p[0], p[1]
+		s.ip(t, "route", "del", peer.inner4.String()+"/32")
+		s.ip(t, "-6", "route", "del", peer.inner6.String()+"/128")
+	}
+	table := func(s *site, fam string) string {
+		return s.ip(t, fam, "route", "show", "table", fmt.Sprint(DefaultRouteTable))
+	}
+	const reqid = 21
+	var sas [2]*dataplane.SA
+	spi := [2]uint32{}
+	for i, s := range []*site{a, b} {
+		var err error
+		if spi[i], err = s.b.AllocSPIFor(s.wire4, []*site{b, a}[i].wire4, reqid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := func(s *site) []dataplane.Selector { return append(hostTS(s.inner4), hostTS(s.inner6)...) }
+	sas[0], sas[1] = newPair(t, gcm16, dataplane.Tunnel, netip.AddrPortFrom(a.wire4, 0), netip.AddrPortFrom(b.wire4, 0),
+		both(a), both(b), reqid, spi[0], spi[1])
+	for i, s := range []*site{a, b} {
+		if err := s.b.Install(sas[i], 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want4 := fmt.Sprintf("%s via %s dev %s proto 199 src %s", b.inner4, b.wire4, a.dev, a.inner4)
+	want6 := fmt.Sprintf("%s dev %s proto 199 src %s", b.inner6, a.dev, a.inner6)
+	if got := table(a, "-4"); !strings.Contains(got, want4) {
+		t.Errorf("IPv4 routes: %q, want %q", got, want4)
+	}
+	if got := table(a, "-6"); !strings.Contains(got, want6) {
+		t.Errorf("IPv6 routes: %q, want %q", got, want6)
+	}
+	pingBoth(t, a, b, false, 3)
+	pingBoth(t, a, b, true, 3)
+	for i, s := range []*site{a, b} {
+		if err := s.b.Remove(sas[i].InSPI); err != nil {
+			t.Fatal(err)
+		}
+		s.requireNoRoutes(t)
+	}
+
+	// A trap's route takes the first packet to the trap policy.
+	tr := Trap{ReqID: reqid, Name: "trap", Mode: dataplane.Tunnel, Local: a.wire4, Remote: b.wire4,
+		LocalTS: hostTS(a.inner4), RemoteTS: hostTS(b.inner4)}
+	if err := a.b.InstallTrap(tr); err != nil {
+		t.Fatal(err)
+	}
+	if got := table(a, "-4"); !strings.Contains(got, want4) {
+		t.Errorf("trap route: %q, want %q", got, want4)
+	}
+	ping(t, a, a.inner4, b.inner4, 1, 0)
+	a.waitEvent(t, "acquire", func(e dataplane.Event) bool { return e.Kind == dataplane.Acquire && e.ReqID == reqid })
+	// The SA negotiated for it completes the kernel's acquire state (same
+	// mode, addresses and reqid) and shares the route.
+	sa, sb := installPair(t, a, b, gcm16, dataplane.Tunnel, false, false, reqid, InstallOptions{})
+	pingBoth(t, a, b, false, 3)
+	if err := a.b.RemoveTrap(reqid); err != nil {
+		t.Fatal(err)
+	}
+	pingBoth(t, a, b, false, 1)
+	a.b.Remove(sa.InSPI)
+	b.b.Remove(sb.InSPI)
+	a.requireEmpty(t)
+
+	// Transport mode: no routes.
+	installPair(t, a, b, gcm16, dataplane.Transport, false, false, reqid+1, InstallOptions{})
+	a.requireNoRoutes(t)
+}
+
+// TestBypassPorts: with a transport-mode SA between two hosts (any protocol),
+// UDP from and to a bypassed port passes in the clear, on sockets without
+// per-socket policies; other UDP goes into the SA.
+func TestBypassPorts(t *testing.T) {
+	a, b := newSites(t)
+	for _, s := range []*site{a, b} {
+		if err := s.b.BypassPorts(5000); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.b.BypassPorts(5000); err != nil {
+			t.Fatalf("again: %v", err)
+		}
+	}
+	if out := a.ip(t, "xfrm", "policy"); strings.Count(out, "proto 17 ") != 4 {
+		t.Errorf("bypass policies:\n%s", out)
+	}
+	installPair(t, a, b, gcm16, dataplane.Transport, false, false, 31, InstallOptions{})
+	udp := func(s *site, port int) int {
+		fd := -1
+		if err := inNetns(s.path(), func() (err error) {
+			fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: s.inner4.As4(), Port: port}); err != nil {
+			t.Fatal(err)
+		}
+		tv := unix.NsecToTimeval(int64(2 * time.Second))
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		return fd
+	}
+	capA := testbed.StartCapture(t, a.ns, a.dev)
+	for _, port := range []int{5000, 5001} {
+		fa, fb := udp(a, port), udp(b, port)
+		if err := unix.Sendto(fa, []byte("hello"), 0, &unix.SockaddrInet4{Addr: b.inner4.As4(), Port: port}); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		if n, _, err := unix.Recvfrom(fb, buf, 0); err != nil || string(buf[:n]) != "hello" {
+			t.Errorf("port %d: received %q, %v", port, buf[:max(n, 0)], err)
+		}
+	}
+	frames := capA.Frames()
+	plain, esp := 0, 0
+	for _, f := range frames {
+		if !f.Outgoing {
+			continue
+		}
+		switch f.Kind {
+		case testbed.FrameESP:
+			esp++
+		case testbed.FrameOther:
+			if f.Dst == b.inner4 {
+				plain++ // the bypassed datagram
+			}
+		}
+	}
+	if plain != 1 || esp != 1 {
+		t.Errorf("sent %d plaintext and %d ESP frames to %v, want one each", plain, esp, b.inner4)
 	}
 }
