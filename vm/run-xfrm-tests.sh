@@ -20,12 +20,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=${PACKAGES:-./internal/dataplane/xfrm/ ./internal/testbed/}
+packages=${PACKAGES:-./internal/dataplane/xfrm/ ./internal/testbed/ ./cmd/cygnet/}
 
 # vm_run PKG: the tests of PKG that belong in the VM (a -run pattern; empty: all).
 vm_run() {
 	case $1 in
 	./internal/testbed | ./internal/testbed/) echo '^TestCharonToCharonKernel$' ;;
+	./cmd/cygnet | ./cmd/cygnet/) echo '^TestXFRM' ;;
 	*) echo '' ;;
 	esac
 }

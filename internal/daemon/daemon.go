@@ -217,11 +217,15 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	for i := range n {
 		d.workers = append(d.workers, newWorker(d, i, inbox))
 	}
+	// The kernel's data plane decapsulates ESP-in-UDP on the NAT-T sockets
+	// itself (UDP_ENCAP, RFC 3948) and needs IKE exempt from IPsec (kernel.go).
+	bypass, kernel := d.dp.(portBypasser)
 	d.tr, err = listen(transport.Config{
-		Addrs:   cfg.Daemon.Listen,
-		Port:    cfg.Daemon.Port,
-		NATPort: cfg.Daemon.NATPort,
-		Log:     d.log,
+		Addrs:       cfg.Daemon.Listen,
+		Port:        cfg.Daemon.Port,
+		NATPort:     cfg.Daemon.NATPort,
+		KernelEncap: kernel,
+		Log:         d.log,
 	}, (*handler)(d))
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
@@ -236,6 +240,11 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	d.ikePort, d.natPort = uint16(cfg.Daemon.Port), uint16(cfg.Daemon.NATPort)
 	if p, ok := d.tr.(interface{ Ports() (uint16, uint16) }); ok {
 		d.ikePort, d.natPort = p.Ports()
+	}
+	if kernel {
+		if err := bypass.BypassPorts(d.ikePort, d.natPort); err != nil {
+			return nil, fmt.Errorf("daemon: exempting the IKE ports from IPsec: %w", err)
+		}
 	}
 	d.cfgs.Store(d.buildConfigSet(cfg, nil))
 	for _, w := range d.workers {

@@ -35,8 +35,11 @@ func (d *Daemon) newDataplane(cfg *config.Config) (dataplane.Backend, error) {
 			return nil, fmt.Errorf("daemon: dataplane userspace (it needs CAP_NET_ADMIN; daemon.dataplane: none negotiates IKE without moving packets): %w", err)
 		}
 		return b, nil
+	case "xfrm":
+		// The Linux kernel's IPsec (kernel.go).
+		return d.newKernelDataplane()
 	}
-	return nil, fmt.Errorf("daemon: dataplane %q is not available yet; use userspace, or none to negotiate IKE without moving packets", cfg.Daemon.Dataplane)
+	return nil, fmt.Errorf("daemon: dataplane %q is not available; use userspace, xfrm, or none to negotiate IKE without moving packets", cfg.Daemon.Dataplane)
 }
 
 // trapRef names the child configuration a trap policy belongs to.

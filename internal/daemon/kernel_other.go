@@ -1,0 +1,13 @@
+//go:build !linux
+
+package daemon
+
+import (
+	"errors"
+
+	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
+)
+
+func (d *Daemon) newKernelDataplane() (dataplane.Backend, error) {
+	return nil, errors.New("daemon: dataplane xfrm is the Linux kernel's; use userspace")
+}
