@@ -106,7 +106,6 @@ func (d *Daemon) Up(ctx context.Context, conn, child string) error {
 			u.finish(nil)
 			w.pruneWaiters(entry)
 			if entry.createdForUp && !entry.established && !entry.dead && len(entry.waiters) == 0 {
-				entry.deleteRequested = true
 				w.apply(entry, entry.sa.Delete(d.now()))
 			}
 		})
@@ -209,6 +208,8 @@ func (d *Daemon) Down(ctx context.Context, conn string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Down wins over restarts (close_action, dpd_action, keyingtries).
+	d.stopStarts(conn)
 	n := d.deleteWhere(ctx, func(e *ikeEntry) bool { return e.conn == conn }, true)
 	if n == 0 {
 		if c, _ := d.cfgs.Load().lookup(conn); c == nil {
@@ -235,7 +236,6 @@ func (d *Daemon) deleteWhere(ctx context.Context, match func(*ikeEntry) bool, wa
 			gone = append(gone, c)
 			mu.Unlock()
 			if e.sa.State() != sa.StateDeleting {
-				e.deleteRequested = true
 				w.apply(e, e.sa.Delete(now))
 			}
 		}
@@ -296,7 +296,7 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 		list := make([]control.IKESA, 0, len(w.sas))
 		for _, e := range w.sas {
 			if !e.dead { // a dead SA only lingers to answer retransmissions
-				list = append(list, statusIKESA(e.sa.Snapshot(), d.dp.Counters))
+				list = append(list, statusIKESA(e.sa.Snapshot(), e.inherited, d.dp.Counters))
 			}
 		}
 		mu.Lock()
@@ -349,6 +349,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	d.cfgs.Store(next)
 	for name := range gone {
+		d.stopStarts(name)
 		d.untrap(old, name)
 	}
 	if len(gone) > 0 {

@@ -187,24 +187,33 @@ func childState(s sa.ChildState) string {
 	return control.ChildDeleting
 }
 
-// statusIKESA builds the status of one IKE SA; counters returns the data
-// plane's counters of a CHILD_SA by inbound SPI.
-func statusIKESA(s sa.Snapshot, counters func(uint32) (dataplane.Counters, bool)) control.IKESA {
+// statusIKESA builds the status of one IKE SA; inherited are the lifecycle
+// counters of the IKE SAs it replaced, counters returns the data plane's
+// counters of a CHILD_SA by inbound SPI.
+func statusIKESA(s sa.Snapshot, inherited sa.Counters, counters func(uint32) (dataplane.Counters, bool)) control.IKESA {
+	life := addCounters(inherited, s.Counters)
 	st := control.IKESA{
-		Connection:    s.Connection,
-		State:         ikeState(s.State),
-		Initiator:     s.Initiator,
-		Local:         addrString(s.Local),
-		Remote:        addrString(s.Remote),
-		LocalID:       s.LocalID,
-		RemoteID:      s.RemoteID,
-		SPIi:          control.FormatIKESPI(s.SPIi),
-		SPIr:          control.FormatIKESPI(s.SPIr),
-		Proposal:      s.Proposal,
-		NATLocal:      s.NATLocal,
-		NATRemote:     s.NATRemote,
-		EstablishedAt: s.EstablishedAt,
-		ChildSAs:      []control.ChildSA{},
+		Connection:     s.Connection,
+		State:          ikeState(s.State),
+		Initiator:      s.Initiator,
+		Local:          addrString(s.Local),
+		Remote:         addrString(s.Remote),
+		LocalID:        s.LocalID,
+		RemoteID:       s.RemoteID,
+		SPIi:           control.FormatIKESPI(s.SPIi),
+		SPIr:           control.FormatIKESPI(s.SPIr),
+		Proposal:       s.Proposal,
+		NATLocal:       s.NATLocal,
+		NATRemote:      s.NATRemote,
+		EstablishedAt:  s.EstablishedAt,
+		ChildSAs:       []control.ChildSA{},
+		RekeyAt:        s.RekeyAt,
+		Rekeys:         life.IKERekeys(),
+		ChildRekeys:    life.ChildRekeys(),
+		CollisionsWon:  life.CollisionsWon(),
+		CollisionsLost: life.CollisionsLost(),
+		ChildDeletes:   life.ChildDeletes(),
+		TempFailures:   life.TempFailures,
 	}
 	for _, c := range s.Children {
 		cs := control.ChildSA{
@@ -217,6 +226,12 @@ func statusIKESA(s sa.Snapshot, counters func(uint32) (dataplane.Counters, bool)
 			Proposal: c.Proposal,
 			LocalTS:  nonNil(c.LocalTS),
 			RemoteTS: nonNil(c.RemoteTS),
+			Rekeys:   c.Rekeys,
+			RekeyAt:  c.RekeyAt,
+			// The SA of a child that does not carry its outbound traffic:
+			// the rekey responder's new one until the switch, the old one
+			// until its delete (RFC 7296 2.8).
+			InboundOnly: !c.Outbound,
 		}
 		if counters != nil {
 			if n, ok := counters(c.SPIIn); ok {

@@ -143,6 +143,10 @@ type Daemon struct {
 	bgMu    sync.Mutex
 	closing bool           // set under bgMu once Run stops: no new bg work
 	bg      sync.WaitGroup // start_action initiations and the like
+	// Under bgMu: the running initiation loops, and when each child was
+	// last restarted by its close_action or dpd_action (lifecycle.go).
+	starters map[childKey]*starter
+	restarts map[childKey]restartHistory
 }
 
 // configSet is one generation of the configuration with the engine's view of
@@ -165,7 +169,8 @@ func (cs *configSet) lookup(name string) (*config.Connection, *sa.Config) {
 // New prepares a daemon for cfg: it opens the transport (binding the IKE and
 // NAT-T ports), the data plane and the key log. Run starts it.
 func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
-	d = &Daemon{opts: opts, log: opts.Logger, now: opts.Now}
+	d = &Daemon{opts: opts, log: opts.Logger, now: opts.Now,
+		starters: make(map[childKey]*starter), restarts: make(map[childKey]restartHistory)}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -388,40 +393,12 @@ func (d *Daemon) startConnections(cs *configSet, only func(name string) bool) {
 		for _, ch := range c.Children {
 			switch ch.StartAction {
 			case "start":
-				d.startChild(c, ch.Name)
+				d.startChild(c, ch.Name, 0)
 			case "trap":
 				d.trap(cs, c, ch)
 			}
 		}
 	}
-}
-
-// startChild initiates one child in the background, as start_action start
-// asks, retrying up to the connection's keyingtries (0: until it works or
-// the daemon stops).
-func (d *Daemon) startChild(c *config.Connection, child string) {
-	d.bgMu.Lock()
-	defer d.bgMu.Unlock()
-	if d.closing || d.ctx == nil {
-		return // not running (yet, or any more)
-	}
-	d.bg.Go(func() {
-		for attempt := 1; ; attempt++ {
-			err := d.Up(d.ctx, c.Name, child)
-			if err == nil || d.ctx.Err() != nil {
-				return
-			}
-			d.log.Warn("start_action start: initiation failed", "conn", c.Name, "child", child, "attempt", attempt, "reason", err.Error())
-			if c.Keyingtries != 0 && attempt >= c.Keyingtries {
-				return
-			}
-			select {
-			case <-time.After(min(time.Duration(attempt)*5*time.Second, time.Minute)):
-			case <-d.ctx.Done():
-				return
-			}
-		}
-	})
 }
 
 // localAddrFor chooses the address we initiate c from towards remote.

@@ -372,11 +372,11 @@ func TestMetrics(t *testing.T) {
 	wantMetrics(t, "alice", metricsText(t, b.alice),
 		`cygnet_ike_sas{state="ESTABLISHED"} 0`,
 		`cygnet_child_sas{state="INSTALLED"} 0`,
-		`cygnet_deletes_total{sa="ike",initiator="local"} 1`)
+		`cygnet_deletes_total{kind="ike",initiator="local"} 1`)
 	wantMetrics(t, "bob", metricsText(t, b.bob),
 		`cygnet_ike_sas{state="ESTABLISHED"} 0`,
-		`cygnet_deletes_total{sa="ike",initiator="remote"} 1`,
-		`cygnet_deletes_total{sa="child",initiator="remote"} 1`)
+		`cygnet_deletes_total{kind="ike",initiator="remote"} 1`,
+		`cygnet_deletes_total{kind="child",initiator="remote"} 1`)
 
 	// A failed handshake, counted on both sides with its reason.
 	o := defaultBenchOptions()

@@ -47,13 +47,14 @@ type trapRef struct {
 	conn, child string
 }
 
-// trapIndex maps the ReqIDs of cs's children with start_action trap to
-// them, so that an Acquire finds its child in the configuration in use.
+// trapIndex maps the ReqIDs of cs's children that may have a trap policy
+// (start_action, close_action or dpd_action trap) to them, so that an
+// Acquire finds its child in the configuration in use.
 func trapIndex(cs *configSet) map[uint32]trapRef {
 	idx := make(map[uint32]trapRef)
 	for i, c := range cs.cfg.Connections {
 		for j, ch := range c.Children {
-			if ch.StartAction == "trap" {
+			if ch.StartAction == "trap" || ch.CloseAction == "trap" || ch.DPDAction == "trap" {
 				idx[cs.eng[i].Children[j].ReqID] = trapRef{c.Name, ch.Name}
 			}
 		}

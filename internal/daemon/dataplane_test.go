@@ -45,37 +45,47 @@ func (n *node) inject(pkts ...[]byte) {
 }
 
 // receive reads what comes out of n's tunnel until it has count packets,
-// failing after a bound.
+// failing when none came for 10 s (a bound on silence, not on the whole
+// stream, which the sender may take a while to send under -race).
 func (n *node) receive(count int) [][]byte {
 	n.t.Helper()
-	type result struct {
-		pkts [][]byte
-		err  error
-	}
-	ch := make(chan result, 1)
+	pkts := make(chan []byte, 64)
+	errc := make(chan error, 1)
 	go func() {
-		var out [][]byte
+		defer close(pkts)
 		bufs, sizes := [][]byte{make([]byte, 2000)}, []int{0}
-		for len(out) < count {
+		for range count {
 			if _, err := n.host.Read(bufs, sizes, 0); err != nil {
-				ch <- result{out, err}
+				errc <- err
 				return
 			}
-			out = append(out, bytes.Clone(bufs[0][:sizes[0]]))
+			pkts <- bytes.Clone(bufs[0][:sizes[0]])
 		}
-		ch <- result{out, nil}
 	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			n.t.Fatalf("%s: reading the TUN device: %v", n.name, r.err)
+	var out [][]byte
+	idle := time.NewTimer(10 * time.Second)
+	defer idle.Stop()
+	for len(out) < count {
+		select {
+		case p, ok := <-pkts:
+			if !ok {
+				n.t.Fatalf("%s: reading the TUN device: %v", n.name, <-errc)
+			}
+			out = append(out, p)
+			idle.Reset(10 * time.Second)
+		case <-idle.C:
+			n.host.Close()
+			var drops strings.Builder
+			n.d.Metrics().WriteTo(&drops)
+			for l := range strings.Lines(drops.String()) {
+				if strings.HasPrefix(l, "cygnet_packets_dropped_total") {
+					n.t.Logf("%s: %s", n.name, strings.TrimSpace(l))
+				}
+			}
+			n.t.Fatalf("%s: %d of %d packets came out of the tunnel, then none for 10 s", n.name, len(out), count)
 		}
-		return r.pkts
-	case <-time.After(10 * time.Second):
-		n.host.Close()
-		n.t.Fatalf("%s: fewer than %d packets came out of the tunnel", n.name, count)
-		return nil
 	}
+	return out
 }
 
 func userspaceBench(t *testing.T, edit func(o *benchOptions)) *bench {
@@ -333,9 +343,16 @@ func TestRekeyWithTraffic(t *testing.T) {
 		t.Errorf("not rekeyed: IKE SPIs %s then %s, CHILD_SA %s then %s", before.SPIi, a.SPIi, before.ChildSAs[0].SPIIn, a.ChildSAs[0].SPIIn)
 	}
 	for _, which := range []string{"ike", "child"} {
-		if got := b.alice.metric(`cygnet_rekeys_total{sa="` + which + `"}`); got == "0" {
-			t.Errorf("cygnet_rekeys_total{sa=%q} = 0", which)
+		if got := b.alice.metric(`cygnet_rekeys_total{kind="` + which + `",role="initiator"}`); got == "0" {
+			t.Errorf("alice: cygnet_rekeys_total{kind=%q,role=\"initiator\"} = 0", which)
 		}
+		if got := b.bob.metric(`cygnet_rekeys_total{kind="` + which + `",role="responder"}`); got == "0" {
+			t.Errorf("bob: cygnet_rekeys_total{kind=%q,role=\"responder\"} = 0", which)
+		}
+	}
+	// Status sums the lifecycle counters over the IKE SA's line.
+	if a.Rekeys == 0 || a.ChildRekeys == 0 || a.ChildSAs[0].Rekeys == 0 {
+		t.Errorf("alice's status after the rekeys: %+v", a)
 	}
 	// The SAs left in the data planes are exactly the ones status shows.
 	for _, nd := range []*node{b.alice, b.bob} {
@@ -349,11 +366,11 @@ func TestRekeyWithTraffic(t *testing.T) {
 		}
 	}
 	// A script of what happened, for the log.
-	st := b.alice.metric(`cygnet_rekeys_total{sa="child"}`)
+	st := b.alice.metric(`cygnet_rekeys_total{kind="child",role="initiator"}`)
 	if !strings.Contains(b.bob.logBuf.String(), "CHILD_SA outbound switched") {
 		t.Error("bob, the responder of the CHILD_SA rekeys, never switched a deferred outbound SA")
 	}
-	t.Logf("alice rekeyed the CHILD_SA %s times and the IKE SA %s times during %d packets each way", st, b.alice.metric(`cygnet_rekeys_total{sa="ike"}`), n)
+	t.Logf("alice rekeyed the CHILD_SA %s times and the IKE SA %s times during %d packets each way", st, b.alice.metric(`cygnet_rekeys_total{kind="ike",role="initiator"}`), n)
 }
 
 func parseSPI(t *testing.T, s string) uint32 {

@@ -53,6 +53,10 @@ type stats struct {
 	keepalives, sendErrors     *metrics.Counter
 	ikeDeletesLocal, ikeDelRem *metrics.Counter
 	childDelLocal, childDelRem *metrics.Counter
+	// Lifecycle counters fed from the engine's per-IKE SA Counters
+	// (lifecycle); [0] CHILD_SA, [1] IKE SA, then by role (initiator,
+	// responder) or outcome (won, lost).
+	rekeys, collisions         [2][2]*metrics.Counter
 	handshakeOK, handshakeFail [2]*metrics.Counter // by role: 0 initiator, 1 responder
 	transportMu                sync.Mutex
 	transportSeen              [transport.NumDropReasons]uint64
@@ -97,6 +101,10 @@ func newStats() *stats {
 	s.ikeDelRem = m.Deletes.With("ike", "remote")
 	s.childDelLocal = m.Deletes.With("child", "local")
 	s.childDelRem = m.Deletes.With("child", "remote")
+	for i, kind := range []string{"child", "ike"} {
+		s.rekeys[i] = [2]*metrics.Counter{m.Rekeys.With(kind, "initiator"), m.Rekeys.With(kind, "responder")}
+		s.collisions[i] = [2]*metrics.Counter{m.RekeyCollisions.With(kind, "won"), m.RekeyCollisions.With(kind, "lost")}
+	}
 	for i, role := range []string{"initiator", "responder"} {
 		s.handshakeOK[i] = m.Handshakes.With(role, "established")
 		s.handshakeFail[i] = m.Handshakes.With(role, "failed")
@@ -184,25 +192,49 @@ func (s *stats) retransmitted(x wire.ExchangeType) {
 	s.m.Retransmissions.With(name).Inc()
 }
 
-// rekeyed counts a completed rekey of an IKE SA or CHILD_SA ("ike",
-// "child"): the replaced SA is gone.
-func (s *stats) rekeyed(which string) { s.m.Rekeys.With(which).Inc() }
+// lifecycle exports what an IKE SA's engine counters gained since before
+// (the engine's Counters are per IKE SA and only grow).
+func (s *stats) lifecycle(now, before sa.Counters) {
+	add := func(c *metrics.Counter, now, before uint64) {
+		if now > before {
+			c.Add(now - before)
+		}
+	}
+	add(s.rekeys[0][0], now.ChildRekeysInitiated, before.ChildRekeysInitiated)
+	add(s.rekeys[0][1], now.ChildRekeysResponded, before.ChildRekeysResponded)
+	add(s.rekeys[1][0], now.IKERekeysInitiated, before.IKERekeysInitiated)
+	add(s.rekeys[1][1], now.IKERekeysResponded, before.IKERekeysResponded)
+	add(s.collisions[0][0], now.ChildCollisionsWon, before.ChildCollisionsWon)
+	add(s.collisions[0][1], now.ChildCollisionsLost, before.ChildCollisionsLost)
+	add(s.collisions[1][0], now.IKECollisionsWon, before.IKECollisionsWon)
+	add(s.collisions[1][1], now.IKECollisionsLost, before.IKECollisionsLost)
+	add(s.m.TempFailures, now.TempFailures, before.TempFailures)
+}
 
-func (s *stats) ikeDeleted(local bool) {
-	if local {
-		s.ikeDeletesLocal.Inc()
-	} else {
+// ikeDeleted counts an IKE SA deleted (not by a rekey): by the peer (its
+// Delete) or by us.
+func (s *stats) ikeDeleted(byPeer bool) {
+	if byPeer {
 		s.ikeDelRem.Inc()
+	} else {
+		s.ikeDeletesLocal.Inc()
 	}
 }
 
-func (s *stats) childDeleted(local bool) {
-	if local {
-		s.childDelLocal.Inc()
-	} else {
+// childDeleted counts a CHILD_SA deleted (not by a rekey), with its IKE SA
+// or alone: by the peer or by us (a command, its hard lifetime).
+func (s *stats) childDeleted(byPeer bool) {
+	if byPeer {
 		s.childDelRem.Inc()
+	} else {
+		s.childDelLocal.Inc()
 	}
 }
+
+func (s *stats) deadPeer() { s.m.DeadPeers.Inc() }
+
+// restarted counts a close_action or dpd_action applied.
+func (s *stats) restarted(trigger, action string) { s.m.Restarts.With(trigger, action).Inc() }
 
 // syncDataplane adds the data plane's traffic and drops since the last
 // call; the metrics endpoint calls it before every scrape (the data plane

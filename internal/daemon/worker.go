@@ -80,12 +80,16 @@ type ikeEntry struct {
 	// creating a duplicate.
 	pendingChildren map[string]bool
 
-	waiters         []*upWaiter
-	goneWaiters     []chan struct{}
-	initiator       bool // we initiated it (handshake metrics by role)
-	deleteRequested bool // we asked for the delete (metrics: who deleted)
-	gaugeState      sa.State
-	gaugeCounted    bool
+	waiters      []*upWaiter
+	goneWaiters  []chan struct{}
+	initiator    bool // we initiated it (handshake metrics by role)
+	gaugeState   sa.State
+	gaugeCounted bool
+
+	// The engine's lifecycle counters are per IKE SA: counted is what the
+	// metrics have of this one's, inherited the sum of its predecessors'
+	// (the IKE SAs it replaced by rekeys), for status.
+	counted, inherited sa.Counters
 
 	dead    bool // failed or deleted (StateDead): only lingering
 	deleted bool // Done; removed from the worker
@@ -390,6 +394,23 @@ func (w *worker) removeChild(e *ikeEntry, spi uint32) {
 	}
 }
 
+// retireChild forgets a CHILD_SA that a rekey replaced but leaves it in
+// the data plane for deleteRekeyedDelay more: ESP the peer sent on it
+// before switching to the new SA may still be on its way, behind the Delete
+// or crossing it (strongSwan's delete_rekeyed_delay). Nothing sends on it:
+// its successor carries the outbound traffic already.
+func (w *worker) retireChild(e *ikeEntry, spi uint32) {
+	delete(e.children, spi)
+	w.d.children.CompareAndDelete(spi, e)
+	w.d.stats.childRemoved()
+	dp, log := w.d.dp, w.d.log
+	time.AfterFunc(deleteRekeyedDelay, func() {
+		if err := dp.Remove(spi); err != nil {
+			log.Debug("data plane remove of a rekeyed SA", "spi_in", fmt.Sprintf("%08x", spi), "err", err.Error())
+		}
+	})
+}
+
 // send transmits the engine's datagrams.
 func (w *worker) send(e *ikeEntry, pkts []sa.Packet, now time.Time) {
 	if e != nil && len(pkts) > 0 {
@@ -479,15 +500,13 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 				u.childFailed(ev.Name, ev.Err)
 			}
 		case sa.Failed:
-			w.failed(e, ev.Err)
+			w.failed(e, ev)
 		case sa.Deleted:
 			d.log.Debug("IKE SA deleted", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", ev.Reason)
 			switch ev.Cause {
-			case sa.CauseRekeyed:
-				d.stats.rekeyed("ike")
-			case sa.CauseRedundant:
+			case sa.CauseRekeyed, sa.CauseRedundant:
 			default:
-				d.stats.ikeDeleted(e.deleteRequested)
+				d.stats.ikeDeleted(ev.Cause == sa.CausePeer)
 			}
 			for _, u := range e.waiters {
 				u.finish(fmt.Errorf("daemon: IKE SA deleted: %s", ev.Reason))
@@ -495,6 +514,7 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 		}
 	}
 	w.pruneWaiters(e)
+	w.countLifecycle(e)
 	w.send(e, out.Packets, now)
 	for _, f := range followups {
 		w.apply(e, f)
@@ -601,18 +621,34 @@ func (w *worker) childOutbound(e *ikeEntry, ev sa.ChildOutbound) {
 
 func (w *worker) childDown(e *ikeEntry, ev sa.ChildDown) {
 	c := ev.Child
-	if _, ok := e.children[c.InSPI]; ok {
-		w.removeChild(e, c.InSPI)
+	_, installed := e.children[c.InSPI]
+	if installed {
+		if ev.Cause == sa.CauseRekeyed {
+			w.retireChild(e, c.InSPI)
+		} else {
+			w.removeChild(e, c.InSPI)
+		}
 		switch ev.Cause {
-		case sa.CauseRekeyed:
-			w.d.stats.rekeyed("child")
-		case sa.CauseRedundant:
+		case sa.CauseRekeyed, sa.CauseRedundant:
+		case sa.CauseDeadPeer:
+			// Counted once for the IKE SA (cygnet_dead_peers_total).
 		default:
-			w.d.stats.childDeleted(e.deleteRequested)
+			w.d.stats.childDeleted(ev.Cause == sa.CausePeer)
 		}
 	}
 	w.d.log.Debug("CHILD_SA removed", "conn", e.conn, "child", c.Name,
-		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI), "reason", ev.Reason)
+		"spi_in", fmt.Sprintf("%08x", c.InSPI), "spi_out", fmt.Sprintf("%08x", c.OutSPI), "reason", ev.Reason, "cause", ev.Cause.String())
+	if !installed {
+		return
+	}
+	// The connection's policy for a CHILD_SA the peer closed or lost
+	// (strongSwan's close_action and dpd_action; lifecycle.go).
+	switch ev.Cause {
+	case sa.CausePeer:
+		w.d.afterDown(e.conn, c.Name, triggerClose)
+	case sa.CauseDeadPeer:
+		w.d.afterDown(e.conn, c.Name, triggerDPD)
+	}
 }
 
 // ikeAdded registers an IKE SA that a rekey of e created (RFC 7296 1.3.2)
@@ -641,6 +677,7 @@ func (w *worker) ikeRekeyed(e *ikeEntry, ike *sa.IKESA, now time.Time) {
 		n.children[spi] = name
 		w.d.children.Store(spi, n)
 	}
+	n.inherited = addCounters(e.inherited, e.sa.Counters())
 	clear(e.children)
 	for name := range e.pendingChildren {
 		n.pendingChildren[name] = true
@@ -651,14 +688,30 @@ func (w *worker) ikeRekeyed(e *ikeEntry, ike *sa.IKESA, now time.Time) {
 	w.d.log.Debug("IKE SA rekeyed", "conn", e.conn, "old_spi", fmt.Sprintf("%016x", e.spi), "new_spi", fmt.Sprintf("%016x", n.spi))
 }
 
-func (w *worker) failed(e *ikeEntry, err error) {
+func (w *worker) failed(e *ikeEntry, ev sa.Failed) {
 	d := w.d
-	if !e.established {
-		d.stats.handshakeFailed(e.initiator, err)
+	switch {
+	case !e.established:
+		d.stats.handshakeFailed(e.initiator, ev.Err)
+	case ev.Cause == sa.CauseDeadPeer:
+		// RFC 7296 2.4: its CHILD_SAs are gone too (their ChildDowns came
+		// first and applied dpd_action).
+		d.stats.deadPeer()
+		d.log.Info("dead peer: IKE SA and its CHILD_SAs removed", "conn", e.conn,
+			"spi", fmt.Sprintf("%016x", e.spi), "peer", e.sa.Snapshot().Remote.String(), "reason", errText(ev.Err))
 	}
-	d.log.Debug("IKE SA failed", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", errText(err))
+	d.log.Debug("IKE SA failed", "conn", e.conn, "spi", fmt.Sprintf("%016x", e.spi), "reason", errText(ev.Err), "cause", ev.Cause.String())
 	for _, u := range e.waiters {
-		u.finish(err)
+		u.finish(ev.Err)
+	}
+}
+
+// countLifecycle exports what e's engine counters gained (rekeys,
+// collisions, TEMPORARY_FAILUREs) to the metrics.
+func (w *worker) countLifecycle(e *ikeEntry) {
+	if c := e.sa.Counters(); c != e.counted {
+		w.d.stats.lifecycle(c, e.counted)
+		e.counted = c
 	}
 }
 

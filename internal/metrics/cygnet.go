@@ -26,11 +26,28 @@ type Cygnet struct {
 	// ike_malformed, ike_unknown_spi, ike_rate_limited, esp_replay,
 	// esp_auth_failed, esp_unknown_spi.
 	Dropped *CounterVec
-	// cygnet_rekeys_total{sa}: completed rekeys, sa "ike" or "child".
+	// cygnet_rekeys_total{kind,role}: completed rekeys, kind "ike" or
+	// "child", role "initiator" or "responder": who started the rekey
+	// whose SA survived (after a collision, the winner's).
 	Rekeys *CounterVec
-	// cygnet_deletes_total{sa,initiator}: SAs deleted, sa "ike" or
-	// "child", initiator "local" or "remote" (who sent the Delete).
+	// cygnet_rekey_collisions_total{kind,outcome}: simultaneous rekeys
+	// (RFC 7296 2.8.1, 2.8.2), kind "ike" or "child", outcome "won" (our
+	// new SA survived) or "lost".
+	RekeyCollisions *CounterVec
+	// cygnet_deletes_total{kind,initiator}: SAs deleted other than by a
+	// rekey, kind "ike" or "child", initiator "local" or "remote" (who
+	// decided: sent the Delete, or, for a CHILD_SA, let it expire).
 	Deletes *CounterVec
+	// cygnet_dead_peers_total: IKE SAs whose peer stopped answering (a
+	// liveness check or another request unanswered, RFC 7296 2.4).
+	DeadPeers *Counter
+	// cygnet_temporary_failures_total: TEMPORARY_FAILURE answers to our
+	// requests (RFC 7296 2.25; a busy or colliding peer).
+	TempFailures *Counter
+	// cygnet_restarts_total{trigger,action}: re-initiations and traps
+	// after the peer closed a CHILD_SA (trigger "close_action") or died
+	// ("dpd_action"); action "start" or "trap".
+	Restarts *CounterVec
 	// cygnet_esp_bytes_total{direction} and cygnet_esp_packets_total
 	// {direction}: ESP traffic, direction "in" or "out", counting the
 	// payload (inner) bytes, as the status's bytes_in/bytes_out do. Add per
@@ -49,8 +66,12 @@ func NewCygnet(r *Registry) *Cygnet {
 		HandshakeFailures: r.NewCounterVec("cygnet_ike_handshake_failures_total", "IKE SA setups that failed, by our role and the reason.", "role", "reason"),
 		Retransmissions:   r.NewCounterVec("cygnet_ike_retransmissions_total", "IKE requests retransmitted, by exchange type.", "exchange"),
 		Dropped:           r.NewCounterVec("cygnet_packets_dropped_total", "IKE and ESP packets dropped, by reason.", "reason"),
-		Rekeys:            r.NewCounterVec("cygnet_rekeys_total", "Completed rekeys of IKE SAs and CHILD_SAs.", "sa"),
-		Deletes:           r.NewCounterVec("cygnet_deletes_total", "IKE SAs and CHILD_SAs deleted, by who initiated the delete.", "sa", "initiator"),
+		Rekeys:            r.NewCounterVec("cygnet_rekeys_total", "Completed rekeys of IKE SAs and CHILD_SAs, by who initiated the surviving rekey.", "kind", "role"),
+		RekeyCollisions:   r.NewCounterVec("cygnet_rekey_collisions_total", "Rekey collisions, by whether our new SA survived.", "kind", "outcome"),
+		Deletes:           r.NewCounterVec("cygnet_deletes_total", "IKE SAs and CHILD_SAs deleted other than by a rekey, by who initiated the delete.", "kind", "initiator"),
+		DeadPeers:         r.NewCounter("cygnet_dead_peers_total", "IKE SAs whose peer stopped answering."),
+		TempFailures:      r.NewCounter("cygnet_temporary_failures_total", "TEMPORARY_FAILURE answers to our requests."),
+		Restarts:          r.NewCounterVec("cygnet_restarts_total", "CHILD_SAs re-initiated or trapped after the peer closed them or died.", "trigger", "action"),
 		ESPBytes:          r.NewCounterVec("cygnet_esp_bytes_total", "ESP payload bytes, by direction.", "direction"),
 		ESPPackets:        r.NewCounterVec("cygnet_esp_packets_total", "ESP packets, by direction.", "direction"),
 	}
@@ -65,10 +86,15 @@ func NewCygnet(r *Registry) *Cygnet {
 			m.Handshakes.With(role, outcome)
 		}
 	}
-	for _, sa := range []string{"ike", "child"} {
-		m.Rekeys.With(sa)
+	for _, kind := range []string{"ike", "child"} {
+		for _, role := range []string{"initiator", "responder"} {
+			m.Rekeys.With(kind, role)
+		}
+		for _, outcome := range []string{"won", "lost"} {
+			m.RekeyCollisions.With(kind, outcome)
+		}
 		for _, by := range []string{"local", "remote"} {
-			m.Deletes.With(sa, by)
+			m.Deletes.With(kind, by)
 		}
 	}
 	for _, d := range []string{"in", "out"} {

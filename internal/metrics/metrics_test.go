@@ -228,8 +228,10 @@ func TestCygnet(t *testing.T) {
 		`cygnet_ike_handshakes_total{role="responder",outcome="failed"} 0` + "\n",
 		"# TYPE cygnet_ike_handshake_failures_total counter\n",
 		`cygnet_ike_handshake_failures_total{role="initiator",reason="no_proposal_chosen"} 1` + "\n",
-		`cygnet_deletes_total{sa="child",initiator="remote"} 0` + "\n",
-		`cygnet_rekeys_total{sa="ike"} 0` + "\n",
+		`cygnet_deletes_total{kind="child",initiator="remote"} 0` + "\n",
+		`cygnet_rekeys_total{kind="ike",role="responder"} 0` + "\n",
+		`cygnet_rekey_collisions_total{kind="child",outcome="lost"} 0` + "\n",
+		"cygnet_dead_peers_total 0\n",
 		`cygnet_esp_bytes_total{direction="in"} 1500` + "\n",
 		`cygnet_esp_packets_total{direction="out"} 0` + "\n",
 	} {
