@@ -285,7 +285,7 @@ func TestXFRMCygnetToCygnet(t *testing.T) {
 		return kernelConf(name, "xfrm", "SOCKET",
 			kconn("v4", name, false, "", fmt.Sprintf(`      gcm: %s, esp_proposals: [aes256gcm16]}
       chacha: %s, esp_proposals: [chacha20poly1305]}
-      cbc: %s, esp_proposals: [aes128-sha256]}
+      cbc: %s, esp_proposals: [aes128-sha256], rekey_packets: 12, life_packets: 10000}
       tm: {mode: transport, esp_proposals: [aes128gcm16]}
       trapped: %s%s}
 `, ts(0), ts(1), ts(2), ts(5), trap))+
@@ -307,11 +307,26 @@ func TestXFRMCygnetToCygnet(t *testing.T) {
 		l.up(t, "v4", c)
 	}
 	l.up(t, "v6", "xif")
+	cbc := l.childOf(t, "v4", "cbc")
 	const n = 5
 	for _, x := range []int{0, 1, 2, 9} {
 		l.pingOK(t, in4(1, x), in4(2, x), n)
 		r.pingOK(t, in6(2, x), in6(1, x), n)
 	}
+	// rekey_packets: the kernel's soft EXPIRE after 12 packets on cbc's
+	// outbound SA (5 requests and 5 replies so far, 10 more requests now)
+	// rekeys the CHILD_SA (through the engine's ChildExpired); both sides
+	// reach it at about the same time, so this is often a rekey collision.
+	l.pingOK(t, in4(1, 2), in4(2, 2), 2*n)
+	deadline := time.Now().Add(10 * time.Second)
+	for l.childOf(t, "v4", "cbc").SPIIn == cbc.SPIIn {
+		if time.Now().After(deadline) {
+			t.Fatalf("cbc was not rekeyed after its soft packet limit:\n%s", xfrmDump(t, l.ns))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l.pingOK(t, in4(1, 2), in4(2, 2), n)
+
 	// Transport mode: between the hosts themselves, IKE on the same
 	// addresses still passing (the sockets' bypass policies).
 	l.pingOK(t, l.wire4, r.wire4, n)
