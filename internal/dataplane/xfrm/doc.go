@@ -18,6 +18,11 @@
 // restarted Cygnet finds and removes what a crashed one left behind (New
 // does that) and leaves other daemons' objects alone.
 //
+// Tunnels get routes for their remote selectors in a table of the backend's
+// own (routes_linux.go), as strongSwan's kernel-netlink does, so that their
+// traffic (and a trap's first packet) reaches the policies; BypassPorts
+// exempts the IKE ports from IPsec with global policies.
+//
 // Beyond dataplane.Backend, the package offers what the interface does not
 // carry yet: trap policies that raise ACQUIRE events (InstallTrap), route-based
 // mode with XFRM interfaces (InstallOptions.IfID), and the two halves of
