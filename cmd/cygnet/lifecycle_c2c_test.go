@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,19 +21,32 @@ import (
 // Lifecycle tests between two `cygnet daemon` processes in namespaces
 // (root): a rekey both sides start at the same instant, and a dead peer.
 
-// lifecyclePair is two daemons, left 192.0.2.1 with 10.1.0.1 inside, right
-// 192.0.2.2 with 10.2.0.1, each with its metrics on 127.0.0.1:9134 of its
-// namespace.
+// lifecyclePair is two daemons, left with 10.1.0.1 inside, right with
+// 10.2.0.1, each with its metrics on 127.0.0.1:9134 of its namespace:
+// joined by a veth pair (left 192.0.2.1, right 192.0.2.2), or through a
+// namespace in the middle where a UDP proxy forwards between them (left
+// 192.0.2.1 talks to 192.0.2.254, right 198.51.100.2 to 198.51.100.254:
+// a NAT to both).
 type lifecyclePair struct {
 	leftNS, rightNS     *testbed.Netns
 	leftIf              string
 	left, right         *daemonProc
 	leftProc, rightProc *testbed.Process
+	proxy               *delayProxy
+}
+
+// pairOptions configure startLifecyclePair: more settings of connection
+// site (YAML lines indented by 4) and of child net (YAML flow mapping
+// entries) on each side; with proxyDelay, the proxy in the middle holds
+// CREATE_CHILD_SA requests that long.
+type pairOptions struct {
+	leftConn, leftChild, rightConn, rightChild string
+	proxyDelay                                 time.Duration
 }
 
 // One side's configuration: name, address, peer name, peer address,
-// socket, more settings of connection site (YAML lines indented by 4), more
-// settings of its child net (YAML flow mapping entries).
+// socket, more settings of connection site, local and remote selectors of
+// child net, more settings of it.
 const lifecycleConf = `daemon:
   listen: [%[2]s]
   socket: %[5]s
@@ -51,14 +68,30 @@ connections:
       net: {local_ts: [%[7]s], remote_ts: [%[8]s], rekey_time: 1h%[9]s}
 `
 
-func startLifecyclePair(t *testing.T, leftConn, leftChild, rightConn, rightChild string) *lifecyclePair {
+func startLifecyclePair(t *testing.T, o pairOptions) *lifecyclePair {
 	t.Helper()
 	testbed.Require(t, "root", "ip", "tun", "ping")
 	bin := cygnetBinary(t)
 	p := &lifecyclePair{leftNS: testbed.NewNetns(t, "lcl"), rightNS: testbed.NewNetns(t, "lcr")}
-	p.leftIf, _ = testbed.Link(t, p.leftNS, p.rightNS,
-		[]netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")},
-		[]netip.Prefix{netip.MustParsePrefix("192.0.2.2/24")})
+	leftAddr, leftPeer, rightAddr, rightPeer := "192.0.2.1", "192.0.2.2", "192.0.2.2", "192.0.2.1"
+	if o.proxyDelay == 0 {
+		p.leftIf, _ = testbed.Link(t, p.leftNS, p.rightNS,
+			[]netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")},
+			[]netip.Prefix{netip.MustParsePrefix("192.0.2.2/24")})
+	} else {
+		mid := testbed.NewNetns(t, "lcm")
+		p.leftIf, _ = testbed.Link(t, p.leftNS, mid,
+			[]netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")},
+			[]netip.Prefix{netip.MustParsePrefix("192.0.2.254/24")})
+		testbed.Link(t, mid, p.rightNS,
+			[]netip.Prefix{netip.MustParsePrefix("198.51.100.254/24")},
+			[]netip.Prefix{netip.MustParsePrefix("198.51.100.2/24")})
+		leftPeer, rightAddr, rightPeer = "192.0.2.254", "198.51.100.2", "198.51.100.254"
+		p.proxy = startDelayProxy(t, mid,
+			netip.AddrPortFrom(netip.MustParseAddr("192.0.2.254"), 0), netip.MustParseAddr("192.0.2.1"),
+			netip.AddrPortFrom(netip.MustParseAddr("198.51.100.254"), 0), netip.MustParseAddr("198.51.100.2"),
+			o.proxyDelay)
+	}
 	p.leftNS.AddAddr(t, "lo", netip.MustParsePrefix("10.1.0.1/32"))
 	p.rightNS.AddAddr(t, "lo", netip.MustParsePrefix("10.2.0.1/32"))
 	start := func(ns *testbed.Netns, name, addr, peer, peerAddr, conn, local, remote, child string) (*daemonProc, *testbed.Process) {
@@ -75,9 +108,81 @@ func startLifecyclePair(t *testing.T, leftConn, leftChild, rightConn, rightChild
 		})
 		return d, proc
 	}
-	p.left, p.leftProc = start(p.leftNS, "left", "192.0.2.1", "right", "192.0.2.2", leftConn, "10.1.0.0/16", "10.2.0.0/16", leftChild)
-	p.right, p.rightProc = start(p.rightNS, "right", "192.0.2.2", "left", "192.0.2.1", rightConn, "10.2.0.0/16", "10.1.0.0/16", rightChild)
+	p.left, p.leftProc = start(p.leftNS, "left", leftAddr, "right", leftPeer, o.leftConn, "10.1.0.0/16", "10.2.0.0/16", o.leftChild)
+	p.right, p.rightProc = start(p.rightNS, "right", rightAddr, "left", rightPeer, o.rightConn, "10.2.0.0/16", "10.1.0.0/16", o.rightChild)
 	return p
+}
+
+// delayProxy forwards UDP between two networks on ports 500 and 4500, as a
+// NAT would (a's side talks to aAddr, b's side to bAddr, each port to the
+// same port), and holds CREATE_CHILD_SA requests for a while: two rekeys
+// started within that time of each other are sure to cross (RFC 7296
+// 2.8.1). ESP, the other IKE messages and NAT-keepalives pass at once.
+// (The kernel here has no netem qdisc to delay packets.)
+type delayProxy struct {
+	delay   time.Duration
+	held    atomic.Int64
+	wg      sync.WaitGroup
+	sockets []net.PacketConn
+}
+
+func startDelayProxy(t *testing.T, ns *testbed.Netns, aAddr netip.AddrPort, aPeer netip.Addr, bAddr netip.AddrPort, bPeer netip.Addr, delay time.Duration) *delayProxy {
+	t.Helper()
+	p := &delayProxy{delay: delay}
+	for _, port := range []uint16{500, 4500} {
+		var a, b net.PacketConn
+		if err := inNetns(ns.Name, func() (err error) {
+			if a, err = net.ListenPacket("udp4", netip.AddrPortFrom(aAddr.Addr(), port).String()); err != nil {
+				return err
+			}
+			b, err = net.ListenPacket("udp4", netip.AddrPortFrom(bAddr.Addr(), port).String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		p.sockets = append(p.sockets, a, b)
+		p.forward(a, b, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bPeer, port)), port == 4500)
+		p.forward(b, a, net.UDPAddrFromAddrPort(netip.AddrPortFrom(aPeer, port)), port == 4500)
+	}
+	t.Cleanup(func() {
+		for _, c := range p.sockets {
+			c.Close()
+		}
+		p.wg.Wait()
+	})
+	return p
+}
+
+// forward reads datagrams on in and sends them out of out to to.
+func (p *delayProxy) forward(in, out net.PacketConn, to net.Addr, natt bool) {
+	p.wg.Go(func() {
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := in.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			d := bytes.Clone(buf[:n])
+			ike := d
+			if natt {
+				// RFC 3948 2.2: IKE on the NAT-T port has a zero non-ESP
+				// marker; anything else there is ESP or a keepalive.
+				if len(d) < 4 || binary.BigEndian.Uint32(d) != 0 {
+					ike = nil
+				} else {
+					ike = d[4:]
+				}
+			}
+			// RFC 7296 3.1: the exchange type at octet 18 (36:
+			// CREATE_CHILD_SA), the flags at 19 (0x20: response).
+			if len(ike) >= 28 && ike[18] == 36 && ike[19]&0x20 == 0 {
+				p.held.Add(1)
+				time.AfterFunc(p.delay, func() { out.WriteTo(d, to) })
+				continue
+			}
+			out.WriteTo(d, to)
+		}
+	})
 }
 
 // bothOne waits until both daemons hold exactly one IKE SA with one
@@ -103,15 +208,15 @@ func (p *lifecyclePair) bothOne(what string, changed func(l, r *control.Status) 
 }
 
 // TestCygnetRekeyCollision has two daemons rekey the same SA at the same
-// instant (`cygnet rekey` through both control sockets, released
-// together), the CHILD_SA, then the IKE SA, with a UDP stream each way:
-// the two CREATE_CHILD_SA requests cross (RFC 7296 2.8.1, 2.8.2), one end
-// wins, no SA is left twice, and nothing is lost. The instant is shared as
-// closely as two processes allow (tens of microseconds); an attempt whose
-// requests did not cross (one end saw the other's answer first: a plain
-// rekey, or a collision only one end noticed) is repeated.
+// instant (`cygnet rekey` through both control sockets at once): the
+// CHILD_SA, then the IKE SA, then the CHILD_SA again (on the new IKE SA),
+// with a UDP stream each way. A NAT in the middle holds CREATE_CHILD_SA
+// requests for 200 ms, so the two requests cross (RFC 7296 2.8.1, 2.8.2)
+// however the two processes are scheduled: each end answers the other's
+// request, compares the nonces when its own answer comes, one end wins
+// and the other loses, no SA is left twice, and nothing is lost.
 func TestCygnetRekeyCollision(t *testing.T) {
-	p := startLifecyclePair(t, "", "", "", "")
+	p := startLifecyclePair(t, pairOptions{proxyDelay: 200 * time.Millisecond})
 	if code, out, errOut := p.left.cli("up", "site", "net"); code != 0 {
 		t.Fatalf("cygnet up: exit %d\n%s%s", code, out, errOut)
 	}
@@ -128,49 +233,39 @@ func TestCygnetRekeyCollision(t *testing.T) {
 		defer c.Close()
 		clients[i] = c
 	}
-	const attempts = 20
-	for _, kind := range []string{"child", "ike"} {
+	for _, kind := range []string{"child", "ike", "child"} {
 		child := map[string]string{"child": "net", "ike": ""}[kind]
-		crossed := 0
-		for attempt := 1; attempt <= attempts && crossed == 0; attempt++ {
-			before := []*control.Status{p.left.status(), p.right.status()}
-			go1 := make(chan struct{})
-			var wg sync.WaitGroup
-			for i, c := range clients {
-				wg.Go(func() {
-					<-go1
-					if err := c.Rekey(context.Background(), "site", child); err != nil {
-						t.Errorf("%s: rekey site %s: %v", []string{"left", "right"}[i], child, err)
-					}
-				})
-			}
-			time.Sleep(10 * time.Millisecond) // both waiting on go1
-			close(go1)
-			wg.Wait()
-			l, r := p.bothOne("one "+kind+" SA after the rekeys", func(l, r *control.Status) bool {
-				if kind == "child" {
-					return l.IKESAs[0].ChildSAs[0].SPIIn != before[0].IKESAs[0].ChildSAs[0].SPIIn
+		before := []*control.Status{p.left.status(), p.right.status()}
+		held := p.proxy.held.Load()
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Go(func() {
+				if err := c.Rekey(context.Background(), "site", child); err != nil {
+					t.Errorf("%s: rekey site %s: %v", []string{"left", "right"}[i], child, err)
 				}
-				return l.IKESAs[0].SPIi != before[0].IKESAs[0].SPIi
 			})
-			// Outcomes at each end: the collisions it won and lost since.
-			var won, lost [2]uint64
-			for i, st := range []*control.Status{l, r} {
-				won[i] = st.IKESAs[0].CollisionsWon - before[i].IKESAs[0].CollisionsWon
-				lost[i] = st.IKESAs[0].CollisionsLost - before[i].IKESAs[0].CollisionsLost
-			}
-			t.Logf("%s rekey, attempt %d: left won %d lost %d, right won %d lost %d", kind, attempt, won[0], lost[0], won[1], lost[1])
-			time.Sleep(250 * time.Millisecond) // traffic on the new SAs before the next
-			switch {
-			case won[0]+won[1] == 1 && lost[0]+lost[1] == 1 && won[0] == lost[1]:
-				crossed = attempt // both saw it; one won, the other lost
-			case won[0]+won[1] > 1 || lost[0]+lost[1] > 1 || won[0]+won[1] == 1 && lost[0]+lost[1] != 1:
-				t.Errorf("%s rekey: collisions counted won %v, lost %v (left, right)", kind, won, lost)
-			}
 		}
-		if crossed == 0 {
-			t.Errorf("%s rekey: the requests never crossed in %d attempts", kind, attempts)
+		wg.Wait()
+		l, r := p.bothOne("one "+kind+" SA after the collision", func(l, r *control.Status) bool {
+			if kind == "child" {
+				return l.IKESAs[0].ChildSAs[0].SPIIn != before[0].IKESAs[0].ChildSAs[0].SPIIn
+			}
+			return l.IKESAs[0].SPIi != before[0].IKESAs[0].SPIi
+		})
+		var won, lost [2]uint64
+		for i, st := range []*control.Status{l, r} {
+			won[i] = st.IKESAs[0].CollisionsWon - before[i].IKESAs[0].CollisionsWon
+			lost[i] = st.IKESAs[0].CollisionsLost - before[i].IKESAs[0].CollisionsLost
 		}
+		t.Logf("%s SA collision: left won %d lost %d, right won %d lost %d (%d requests held)",
+			kind, won[0], lost[0], won[1], lost[1], p.proxy.held.Load()-held)
+		if won[0]+won[1] != 1 || lost[0]+lost[1] != 1 || won[0] != lost[1] {
+			t.Errorf("%s SA collision: won %v, lost %v (left, right); want one end to win, the other to lose", kind, won, lost)
+		}
+		if rekeyed := l.IKESAs[0].ChildRekeys + l.IKESAs[0].Rekeys - before[0].IKESAs[0].ChildRekeys - before[0].IKESAs[0].Rekeys; rekeyed != 1 {
+			t.Errorf("%s SA collision: left counted %d rekeys, want 1", kind, rekeyed)
+		}
+		time.Sleep(500 * time.Millisecond) // traffic on the new SAs
 	}
 	for _, s := range []*udpStream{toRight, toLeft} {
 		r := s.finish()
@@ -198,8 +293,10 @@ func TestCygnetRekeyCollision(t *testing.T) {
 // and says why (log, status, metrics); with dpd_action start and
 // keyingtries 0 it initiates again and succeeds once the link is back.
 func TestCygnetDeadPeer(t *testing.T) {
-	p := startLifecyclePair(t, "    dpd_delay: 2s\n    dpd_timeout: 3s\n    keyingtries: 0", ", dpd_action: start",
-		"    dpd_delay: 0s", "")
+	p := startLifecyclePair(t, pairOptions{
+		leftConn: "    dpd_delay: 2s\n    dpd_timeout: 3s\n    keyingtries: 0", leftChild: ", dpd_action: start",
+		rightConn: "    dpd_delay: 0s",
+	})
 	if code, out, errOut := p.left.cli("up", "site", "net"); code != 0 {
 		t.Fatalf("cygnet up: exit %d\n%s%s", code, out, errOut)
 	}
