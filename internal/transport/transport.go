@@ -94,6 +94,12 @@ type Config struct {
 	// NAT-keepalives) while IKE still reaches us. Only for the xfrm data
 	// plane; the userspace data plane must leave it off.
 	KernelEncap bool
+	// Control, if set, is called with every socket the transport binds
+	// (the IKE and NAT-T ports, each address and family) after its own
+	// options are set and before it is used; an error fails ListenUDP.
+	// The xfrm data plane uses it for per-socket IPsec bypass policies
+	// (xfrm.BypassSocket). memnet ignores it.
+	Control func(fd int, v6 bool) error
 	// NoOffload leaves UDP segmentation offload (UDP_SEGMENT: a run of
 	// equal-sized ESP packets to one peer leaves in one send) and UDP GRO
 	// (the kernel hands such runs up whole) off on the NAT-T sockets. They

@@ -208,7 +208,14 @@ func listenSocket(cfg Config, ap netip.AddrPort, nat bool) (*socket, error) {
 	var off offloads
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
-		err := c.Control(func(fd uintptr) { off, serr = setSockopts(int(fd), cfg, v6, nat, wildcard) })
+		err := c.Control(func(fd uintptr) {
+			off, serr = setSockopts(int(fd), cfg, v6, nat, wildcard)
+			if serr == nil && cfg.Control != nil {
+				if err := cfg.Control(int(fd), v6); err != nil {
+					serr = fmt.Errorf("control: %w", err)
+				}
+			}
+		})
 		return errors.Join(err, serr)
 	}}
 	pc, err := lc.ListenPacket(context.Background(), network, ap.String())

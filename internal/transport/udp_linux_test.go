@@ -554,6 +554,33 @@ func TestKernelEncap(t *testing.T) {
 	}
 }
 
+// TestControl: Config.Control sees every socket once, with its family, and
+// its error fails ListenUDP.
+func TestControl(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[bool]int{}
+	u, err := ListenUDP(Config{Addrs: []netip.Addr{lo1, lo6}, Control: func(fd int, v6 bool) error {
+		if fd < 0 {
+			return errors.New("no socket")
+		}
+		mu.Lock()
+		seen[v6]++
+		mu.Unlock()
+		return nil
+	}}, newRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Close()
+	if seen[false] != 2 || seen[true] != 2 {
+		t.Errorf("Control saw %d IPv4 and %d IPv6 sockets, want 2 each (IKE and NAT-T port)", seen[false], seen[true])
+	}
+	boom := errors.New("boom")
+	if _, err := ListenUDP(Config{Addrs: []netip.Addr{lo1}, Control: func(int, bool) error { return boom }}, newRecorder()); !errors.Is(err, boom) {
+		t.Errorf("ListenUDP with a failing Control: %v", err)
+	}
+}
+
 // TestOffloadSupport records whether this kernel has UDP GSO (UDP_SEGMENT)
 // and GRO (UDP_GRO), a later speed-up for the ESP path.
 func TestOffloadSupport(t *testing.T) {
