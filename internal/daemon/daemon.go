@@ -127,6 +127,7 @@ type Daemon struct {
 	metricsAddr      atomic.Value // string
 
 	cfgs    atomic.Pointer[configSet]
+	ifIDs   ifIDs // the connections' if_id by request ID (kernel.go)
 	nextReq atomic.Uint32
 	// children finds the IKE SA of an installed CHILD_SA by its inbound
 	// SPI (uint32 -> *ikeEntry), for the data plane's expiry events.
@@ -222,16 +223,14 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	for i := range n {
 		d.workers = append(d.workers, newWorker(d, i, inbox))
 	}
-	// The kernel's data plane decapsulates ESP-in-UDP on the NAT-T sockets
-	// itself (UDP_ENCAP, RFC 3948) and needs IKE exempt from IPsec (kernel.go).
-	bypass, kernel := d.dp.(portBypasser)
-	d.tr, err = listen(transport.Config{
-		Addrs:       cfg.Daemon.Listen,
-		Port:        cfg.Daemon.Port,
-		NATPort:     cfg.Daemon.NATPort,
-		KernelEncap: kernel,
-		Log:         d.log,
-	}, (*handler)(d))
+	tc := transport.Config{
+		Addrs:   cfg.Daemon.Listen,
+		Port:    cfg.Daemon.Port,
+		NATPort: cfg.Daemon.NATPort,
+		Log:     d.log,
+	}
+	kernelTransport(d.dp, &tc) // UDP_ENCAP and IKE bypass for xfrm (kernel.go)
+	d.tr, err = listen(tc, (*handler)(d))
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
@@ -245,11 +244,6 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	d.ikePort, d.natPort = uint16(cfg.Daemon.Port), uint16(cfg.Daemon.NATPort)
 	if p, ok := d.tr.(interface{ Ports() (uint16, uint16) }); ok {
 		d.ikePort, d.natPort = p.Ports()
-	}
-	if kernel {
-		if err := bypass.BypassPorts(d.ikePort, d.natPort); err != nil {
-			return nil, fmt.Errorf("daemon: exempting the IKE ports from IPsec: %w", err)
-		}
 	}
 	d.cfgs.Store(d.buildConfigSet(cfg, nil))
 	for _, w := range d.workers {

@@ -75,16 +75,16 @@ func (d *Daemon) trap(cs *configSet, c *config.Connection, ch *config.Child) {
 			reqid = ecc.ReqID
 		}
 	}
-	local, remote, err := d.trapSelectors(c, ch)
+	t, err := d.trapSpec(c, ch, reqid)
 	if err == nil {
-		err = d.dp.Trap(reqid, local, remote)
+		err = d.dp.Trap(t)
 	}
 	if err != nil {
 		d.log.Warn("start_action trap: no trap policy", "conn", c.Name, "child", ch.Name, "err", err.Error())
 		return
 	}
 	d.log.Info("trap policy installed: the first matching packet starts the negotiation", "conn", c.Name, "child", ch.Name,
-		"local_ts", fmt.Sprint(local), "remote_ts", fmt.Sprint(remote))
+		"local_ts", fmt.Sprint(t.LocalTS), "remote_ts", fmt.Sprint(t.RemoteTS))
 }
 
 // untrap removes the trap policies of cs's children of connection conn.

@@ -581,6 +581,7 @@ func (w *worker) childUp(e *ikeEntry, ev sa.ChildUp, now time.Time) (sa.Output, 
 	// RFC 7296 2.8: the responder of a rekey receives on the new SA at
 	// once but sends on it only when the engine says (ChildOutbound).
 	dsa.DeferOutbound = ev.OutboundDeferred
+	dsa.IfID = d.ifIDs.of(d.cfgs.Load(), c.ReqID) // route-based mode (kernel.go)
 	if err := d.dp.Install(dsa, replaces); err != nil {
 		dsa.Zero()
 		d.log.Warn("data plane refused the CHILD_SA", "conn", e.conn, "child", c.Name,

@@ -173,6 +173,13 @@ type SA struct {
 	// initiator may not hold the new SA before our answer reaches it, so
 	// it must be able to receive on the new SA before we send on it.
 	DeferOutbound bool
+
+	// IfID binds the pair to the XFRM interface with this if_id
+	// (route-based mode, connections.X.if_id): its states and policies
+	// apply only to traffic routed through that interface. 0: policy-based
+	// mode. Backends without XFRM interfaces refuse an SA with IfID != 0
+	// (ErrInvalidSA), except None, which only keeps the books.
+	IfID uint32
 }
 
 // Zero overwrites the SA's keys with zeros.
@@ -191,6 +198,7 @@ func (sa *SA) LogValue() slog.Value {
 		slog.String("spi_out", fmt.Sprintf("%08x", sa.OutSPI)),
 		slog.String("mode", sa.Mode.String()),
 		slog.Bool("encap", sa.Encap),
+		slog.Uint64("if_id", uint64(sa.IfID)),
 		slog.String("local", sa.Local.String()),
 		slog.String("remote", sa.Remote.String()),
 	)
@@ -313,6 +321,28 @@ type Event struct {
 	Packet Selector
 }
 
+// Trap describes the trap policy of a CHILD_SA configuration that is
+// negotiated on demand (start_action: trap, RFC 4301 5.1).
+type Trap struct {
+	// ReqID is the CHILD_SA configuration's request ID: the SA negotiated
+	// for the trap is installed with it, and Acquire events carry it.
+	ReqID uint32
+	// Name is the CHILD_SA configuration's name, for logs.
+	Name string
+	Mode Mode
+	// Local and Remote are the outer addresses the SA will use (tunnel
+	// endpoints; in transport mode the hosts), or invalid if not known. A
+	// kernel backend needs them: its ACQUIRE creates a larval state from
+	// the trap's template, which only an SA of the same mode and addresses
+	// completes.
+	Local, Remote netip.Addr
+	// LocalTS and RemoteTS are the configured selectors ("dynamic"
+	// resolved to the outer addresses).
+	LocalTS, RemoteTS []Selector
+	// IfID: as SA.IfID.
+	IfID uint32
+}
+
 // Backend is a data plane. Its methods are safe for concurrent use: the
 // runtime calls them from several workers at once.
 type Backend interface {
@@ -354,17 +384,17 @@ type Backend interface {
 	// block: hand events off.
 	SetEventHandler(func(Event))
 
-	// Trap installs a trap policy for the CHILD_SA configuration reqid
+	// Trap installs a trap policy for the CHILD_SA configuration t.ReqID
 	// (start_action: trap, RFC 4301 5.1): an outbound packet that matches
-	// local × remote (source in a local selector, destination in a remote
-	// one) and no installed SA raises an Acquire event with this reqid
-	// and the packet's selector, and is dropped. Backends rate-limit
+	// t.LocalTS × t.RemoteTS (source in a local selector, destination in a
+	// remote one) and no installed SA raises an Acquire event with this
+	// reqid and the packet's selector, and is dropped. Backends rate-limit
 	// Acquires per trap (the runtime negotiates once, not per packet).
 	// Trap policies rank after every SA's policies and stay installed
-	// while SAs come and go: when the SAs of reqid are removed, its
+	// while SAs come and go: when the SAs of the reqid are removed, its
 	// traffic raises Acquire again. Trapping a reqid again replaces its
-	// selectors.
-	Trap(reqid uint32, local, remote []Selector) error
+	// trap.
+	Trap(t Trap) error
 
 	// Untrap removes the trap policy of reqid; without one it returns
 	// ErrUnknownTrap.

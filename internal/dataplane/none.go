@@ -175,8 +175,8 @@ func (n *None) ActivateOutbound(inSPI uint32) error {
 
 // Trap implements Backend: the none backend sees no packets, so a trap
 // never fires; it is only recorded.
-func (n *None) Trap(reqid uint32, local, remote []Selector) error {
-	if len(local) == 0 || len(remote) == 0 {
+func (n *None) Trap(t Trap) error {
+	if len(t.LocalTS) == 0 || len(t.RemoteTS) == 0 {
 		return fmt.Errorf("%w: trap without selectors", ErrInvalidSA)
 	}
 	n.mu.Lock()
@@ -184,7 +184,7 @@ func (n *None) Trap(reqid uint32, local, remote []Selector) error {
 	if n.closed {
 		return ErrClosed
 	}
-	n.traps[reqid] = [2][]Selector{append([]Selector(nil), local...), append([]Selector(nil), remote...)}
+	n.traps[t.ReqID] = [2][]Selector{append([]Selector(nil), t.LocalTS...), append([]Selector(nil), t.RemoteTS...)}
 	return nil
 }
 

@@ -255,10 +255,10 @@ func TestDeferredOutbound(t *testing.T) {
 func TestNoneTrap(t *testing.T) {
 	n := NewNone(newSeq(), nil)
 	sa := testSA(0x1000, 0x2000)
-	if err := n.Trap(7, nil, sa.RemoteTS); !errors.Is(err, ErrInvalidSA) {
+	if err := n.Trap(Trap{ReqID: 7, RemoteTS: sa.RemoteTS}); !errors.Is(err, ErrInvalidSA) {
 		t.Errorf("Trap without local selectors: %v", err)
 	}
-	if err := n.Trap(7, sa.LocalTS, sa.RemoteTS); err != nil {
+	if err := n.Trap(Trap{ReqID: 7, LocalTS: sa.LocalTS, RemoteTS: sa.RemoteTS, IfID: 9}); err != nil {
 		t.Fatal(err)
 	}
 	if l, r, ok := n.Trapped(7); !ok || len(l) != 1 || len(r) != 1 || r[0] != sa.RemoteTS[0] {
@@ -271,7 +271,7 @@ func TestNoneTrap(t *testing.T) {
 		t.Errorf("second Untrap: %v", err)
 	}
 	n.Close()
-	if err := n.Trap(7, sa.LocalTS, sa.RemoteTS); !errors.Is(err, ErrClosed) {
+	if err := n.Trap(Trap{ReqID: 7, LocalTS: sa.LocalTS, RemoteTS: sa.RemoteTS}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Trap after Close: %v", err)
 	}
 }

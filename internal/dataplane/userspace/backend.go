@@ -458,6 +458,8 @@ func checkSA(sa *dataplane.SA) error {
 		return fmt.Errorf("%w: replay window %d", dataplane.ErrInvalidSA, sa.ReplayWindow)
 	case len(sa.LocalTS) == 0 || len(sa.RemoteTS) == 0:
 		return fmt.Errorf("%w: no traffic selectors", dataplane.ErrInvalidSA)
+	case sa.IfID != 0:
+		return fmt.Errorf("%w: if_id %d: XFRM interfaces are the kernel's (dataplane: xfrm)", dataplane.ErrInvalidSA, sa.IfID)
 	}
 	return nil
 }
@@ -686,17 +688,22 @@ func (b *Backend) Stats() Stats {
 }
 
 // Trap implements dataplane.Backend for start_action: trap: an outbound
-// packet that matches local × remote selectors (and no installed SA) raises
-// an Acquire event with reqid and the packet's selector, at most once per
+// packet that matches tr.LocalTS × tr.RemoteTS (and no installed SA) raises
+// an Acquire event with tr.ReqID and the packet's selector, at most once per
 // AcquireInterval, and is dropped, as the kernel drops packets on larval
 // SAs by default (net.core.xfrm_larval_drop=1): the sender retransmits once
 // the SA is up. Trap policies rank after every SA policy (see Backend).
 // The remote selectors are routed into the TUN device, as an SA's are, so
 // that the first packet reaches the trap. Trapping a reqid again replaces
-// its selectors.
-func (b *Backend) Trap(reqid uint32, local, remote []dataplane.Selector) error {
+// its selectors. The mode and outer addresses do not matter here; an if_id
+// is refused, as for SAs.
+func (b *Backend) Trap(tr dataplane.Trap) error {
+	reqid, local, remote := tr.ReqID, tr.LocalTS, tr.RemoteTS
 	if len(local) == 0 || len(remote) == 0 {
 		return fmt.Errorf("%w: trap without selectors", dataplane.ErrInvalidSA)
+	}
+	if tr.IfID != 0 {
+		return fmt.Errorf("%w: trap with if_id %d: XFRM interfaces are the kernel's (dataplane: xfrm)", dataplane.ErrInvalidSA, tr.IfID)
 	}
 	t := &trap{
 		reqid:  reqid,

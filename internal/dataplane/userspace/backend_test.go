@@ -150,11 +150,11 @@ func TestNoPolicyAndTrap(t *testing.T) {
 	other := netip.MustParseAddr("10.9.0.1")
 	tn.a.send(t, udpPacket(tn.innerA, other, 1, 2, nil))
 	waitFor(t, func() bool { return tn.a.b.Stats().NoPolicyOut == 1 })
-	if err := tn.a.b.Trap(42, []dataplane.Selector{sel("10.1.0.0/16")}, []dataplane.Selector{sel("10.9.0.0/16")}); err != nil {
+	if err := tn.a.b.Trap(dataplane.Trap{ReqID: 42, LocalTS: []dataplane.Selector{sel("10.1.0.0/16")}, RemoteTS: []dataplane.Selector{sel("10.9.0.0/16")}}); err != nil {
 		t.Fatal(err)
 	}
 	// A trap for the installed SA's selectors ranks after the SA.
-	if err := tn.a.b.Trap(1, []dataplane.Selector{sel("10.1.0.0/16")}, []dataplane.Selector{sel("10.2.0.0/16")}); err != nil {
+	if err := tn.a.b.Trap(dataplane.Trap{ReqID: 1, LocalTS: []dataplane.Selector{sel("10.1.0.0/16")}, RemoteTS: []dataplane.Selector{sel("10.2.0.0/16")}}); err != nil {
 		t.Fatal(err)
 	}
 	tn.a.send(t, udpPacket(tn.innerA, other, 1, 2, nil), udpPacket(tn.innerA, other, 1, 2, nil))
@@ -275,6 +275,15 @@ func TestControlPlane(t *testing.T) {
 	}
 	if err := b.Install(tn.saA, 0); !errors.Is(err, dataplane.ErrSPIInUse) {
 		t.Fatal(err)
+	}
+	// XFRM interfaces are the kernel's.
+	withIfID := *tn.saA
+	withIfID.InSPI, withIfID.IfID = 0x4242, 42
+	if err := b.Install(&withIfID, 0); !errors.Is(err, dataplane.ErrInvalidSA) {
+		t.Fatalf("SA with an if_id: %v", err)
+	}
+	if err := b.Trap(dataplane.Trap{ReqID: 9, LocalTS: tn.saA.LocalTS, RemoteTS: tn.saA.RemoteTS, IfID: 42}); !errors.Is(err, dataplane.ErrInvalidSA) {
+		t.Fatalf("trap with an if_id: %v", err)
 	}
 	keys := tn.saA.OutEncrKey
 	if err := b.Remove(tn.saA.InSPI); err != nil {

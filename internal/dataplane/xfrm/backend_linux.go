@@ -114,19 +114,11 @@ type trap struct {
 // Trap describes the policies of a child that is negotiated on demand
 // (`start_action: trap`): the first outbound packet within its selectors
 // raises an Acquire event with its ReqID.
-type Trap struct {
-	ReqID uint32
-	Name  string
-	Mode  dataplane.Mode
-	// Local and Remote are the outer addresses (tunnel endpoints, or the
-	// hosts in transport mode).
-	Local, Remote     netip.Addr
-	LocalTS, RemoteTS []dataplane.Selector
-	// IfID is the if_id of an XFRM interface (route-based mode); 0: none.
-	IfID uint32
-}
+type Trap = dataplane.Trap
 
-// InstallOptions adds to an Install what dataplane.SA does not carry yet.
+// InstallOptions are Install's choices as separate arguments, for tests
+// and callers that build them apart from the SA (Install takes them from
+// dataplane.SA.IfID and DeferOutbound).
 type InstallOptions struct {
 	// IfID binds the SA's states and policies to the XFRM interface with
 	// this if_id (route-based mode): then only traffic routed through that
@@ -306,7 +298,7 @@ func (b *Backend) Install(sa *dataplane.SA, replaces uint32) error {
 	if sa == nil {
 		return fmt.Errorf("%w: nil", dataplane.ErrInvalidSA)
 	}
-	return b.InstallWith(sa, replaces, InstallOptions{InboundOnly: sa.DeferOutbound})
+	return b.InstallWith(sa, replaces, InstallOptions{IfID: sa.IfID, InboundOnly: sa.DeferOutbound})
 }
 
 // InstallWith installs an SA pair with options Install does not take. The
@@ -905,25 +897,29 @@ func (b *Backend) removeTrap(reqid uint32) error {
 	return err
 }
 
-// Trap implements dataplane.Backend with InstallTrap in transport mode:
-// without the peer's address the template names only the request ID, and
-// the kernel's ACQUIRE carries the packet's addresses. An SA installed for
-// reqid with the same selectors takes the policies over, with its own
-// template; another reqid's policies rank first anyway (lower priority
-// values). Trapping reqid again replaces its selectors.
-func (b *Backend) Trap(reqid uint32, local, remote []dataplane.Selector) error {
-	if len(local) == 0 || len(remote) == 0 {
+// Trap implements dataplane.Backend with InstallTrap; trapping a reqid
+// again replaces its trap. Without the outer addresses the template is a
+// transport-mode one that names only the request ID (the kernel's ACQUIRE
+// then carries the packet's addresses, and a tunnel's larval state stays
+// until net.core.xfrm_acq_expires). An SA installed for the reqid with the
+// same selectors takes the policies over, with its own template; another
+// reqid's policies rank first anyway (lower priority values).
+func (b *Backend) Trap(t dataplane.Trap) error {
+	if len(t.LocalTS) == 0 || len(t.RemoteTS) == 0 {
 		return fmt.Errorf("%w: trap without selectors", dataplane.ErrInvalidSA)
 	}
+	if !t.Local.IsValid() || !t.Remote.IsValid() {
+		t.Mode, t.Local, t.Remote = dataplane.Transport, netip.Addr{}, netip.Addr{}
+	}
 	b.mu.Lock()
-	if _, ok := b.traps[reqid]; ok {
-		if err := b.removeTrap(reqid); err != nil {
+	if _, ok := b.traps[t.ReqID]; ok {
+		if err := b.removeTrap(t.ReqID); err != nil {
 			b.mu.Unlock()
 			return err
 		}
 	}
 	b.mu.Unlock()
-	return b.InstallTrap(Trap{ReqID: reqid, Mode: dataplane.Transport, LocalTS: local, RemoteTS: remote})
+	return b.InstallTrap(t)
 }
 
 // Untrap implements dataplane.Backend.

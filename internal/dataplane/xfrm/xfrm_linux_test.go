@@ -49,10 +49,13 @@ func installPair(t *testing.T, a, b *site, alg algCase, mode dataplane.Mode, v6,
 	}
 	sa, sb = newPair(t, alg, mode, aLocal, bLocal, aTS, bTS, reqid, spiA, spiB)
 	sa.Encap, sb.Encap = encap, encap
-	if err := a.b.InstallWith(sa, 0, opts); err != nil {
+	// Through Install: the options travel in the SA.
+	sa.IfID, sb.IfID = opts.IfID, opts.IfID
+	sa.DeferOutbound, sb.DeferOutbound = opts.InboundOnly, opts.InboundOnly
+	if err := a.b.Install(sa, 0); err != nil {
 		t.Fatalf("install in %s: %v", a.ns.Name, err)
 	}
-	if err := b.b.InstallWith(sb, 0, opts); err != nil {
+	if err := b.b.Install(sb, 0); err != nil {
 		t.Fatalf("install in %s: %v", b.ns.Name, err)
 	}
 	for _, k := range [][]byte{sa.InEncrKey, sa.OutEncrKey, sa.InIntegKey, sa.OutIntegKey} {
@@ -586,13 +589,9 @@ func TestTrapInterface(t *testing.T) {
 	if err := writeSysctl(a.path(), "net/core/xfrm_acq_expires", "2"); err != nil {
 		t.Fatal(err)
 	}
-	// dataplane.Trapper's methods (part of dataplane.Backend once every
-	// backend has them).
-	var be interface {
-		Trap(reqid uint32, local, remote []dataplane.Selector) error
-		Untrap(reqid uint32) error
-	} = a.b
-	if err := be.Trap(reqid, hostTS(a.inner6), hostTS(b.inner6)); err != nil {
+	// dataplane.Backend's trap methods, without outer addresses.
+	var be dataplane.Backend = a.b
+	if err := be.Trap(dataplane.Trap{ReqID: reqid, LocalTS: hostTS(a.inner6), RemoteTS: hostTS(b.inner6)}); err != nil {
 		t.Fatal(err)
 	}
 	ping(t, a, a.inner6, b.inner6, 1, 0)
@@ -610,7 +609,7 @@ func TestTrapInterface(t *testing.T) {
 		t.Errorf("the trap went with the SA:\n%s", out)
 	}
 	// Replace the selectors: the old policy goes, the new one is there.
-	if err := be.Trap(reqid, hostTS(a.inner4), hostTS(b.inner4)); err != nil {
+	if err := be.Trap(dataplane.Trap{ReqID: reqid, LocalTS: hostTS(a.inner4), RemoteTS: hostTS(b.inner4)}); err != nil {
 		t.Fatal(err)
 	}
 	out := a.ip(t, "xfrm", "policy")
