@@ -1,9 +1,11 @@
 package sa
 
 import (
+	"cmp"
 	"encoding/binary"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cygnet-ipsec/cygnet/internal/ike/algs"
@@ -230,7 +232,7 @@ func (sa *IKESA) makeChild(now time.Time, cfg *ChildConfig, suite algs.Suite, in
 
 // answerChild is the responder's CHILD_SA negotiation, in IKE_AUTH (inAuth)
 // or CREATE_CHILD_SA: it picks the child configuration whose traffic
-// selectors intersect the proposed ones (RFC 7296 2.9), narrows them,
+// selectors fit the proposed ones best (RFC 7296 2.9; rankChildren), narrows them,
 // selects a proposal, and returns the response payloads (SA, [Nr, [KE]],
 // TSi, TSr, [N(USE_TRANSPORT_MODE)]) or the error notify. A failure leaves
 // the IKE SA up (2.21.3) and is reported as ChildFailed. The new CHILD_SA
@@ -266,9 +268,11 @@ func (sa *IKESA) negotiateChild(now time.Time, s *payloadSet, inAuth bool, only 
 	}
 
 	// RFC 7296 2.9: TSi is the initiator's side, our remote one. The child
-	// is the first whose selectors intersect the proposed ones and whose
-	// proposals match; strongSwan stops at the selectors, which would make
-	// two children with the same selectors and different proposals fail.
+	// is the one whose selectors fit the proposed ones best (strongSwan's
+	// select_child_cfg, see tsFit; config order breaks ties) among those
+	// whose proposals match: strongSwan stops at the selectors, which would
+	// make two children with the same selectors and different proposals
+	// fail.
 	var peerKE wire.KEID
 	if !inAuth && s.ke != nil {
 		peerKE = s.ke.Group
@@ -283,12 +287,9 @@ func (sa *IKESA) negotiateChild(now time.Time, s *payloadSet, inAuth bool, only 
 		candidates = []*ChildConfig{only}
 		name = only.Name
 	}
-	for _, c := range candidates {
+	for _, c := range sa.rankChildren(candidates, s.tsi.Selectors, s.tsr.Selectors) {
 		ci := narrowTS(resolveTS(c.RemoteTS, sa.remote.Addr()), s.tsi.Selectors)
 		cr := narrowTS(resolveTS(c.LocalTS, sa.local.Addr()), s.tsr.Selectors)
-		if len(ci) == 0 || len(cr) == 0 {
-			continue
-		}
 		props := c.Proposals
 		if inAuth {
 			props = withoutKE(props)
@@ -398,6 +399,31 @@ func (sa *IKESA) negotiateChild(now time.Time, s *payloadSet, inAuth bool, only 
 		&wire.TS{Kind: wire.PayloadTSi, Selectors: tsi},
 		&wire.TS{Kind: wire.PayloadTSr, Selectors: tsr},
 	), c
+}
+
+// rankChildren returns the child configurations whose selectors intersect
+// the proposed ones (tsi: the initiator's side, our remote one), the best
+// fit first (tsFit of both sides summed), in config order among equals.
+func (sa *IKESA) rankChildren(children []*ChildConfig, tsi, tsr []wire.TrafficSelector) []*ChildConfig {
+	type ranked struct {
+		cfg *ChildConfig
+		fit int
+	}
+	var rs []ranked
+	for _, c := range children {
+		local := tsFit(resolveTS(c.LocalTS, sa.local.Addr()), tsr)
+		remote := tsFit(resolveTS(c.RemoteTS, sa.remote.Addr()), tsi)
+		if local == 0 || remote == 0 {
+			continue
+		}
+		rs = append(rs, ranked{c, local + remote})
+	}
+	slices.SortStableFunc(rs, func(a, b ranked) int { return cmp.Compare(b.fit, a.fit) })
+	out := make([]*ChildConfig, len(rs))
+	for i, r := range rs {
+		out[i] = r.cfg
+	}
+	return out
 }
 
 // createChildTask creates one more CHILD_SA with CREATE_CHILD_SA (RFC 7296

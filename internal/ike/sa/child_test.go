@@ -2,6 +2,7 @@ package sa
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -389,4 +390,136 @@ func TestCreateChildBeforeInitiate(t *testing.T) {
 	p.handshake()
 	p.settle()
 	p.requireUp(2)
+}
+
+func TestTSFit(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		cfg, proposed []wire.TrafficSelector
+		want          int
+	}{
+		{"equal", tsList("10.1.0.0/16"), tsList("10.1.0.0/16"), 5},
+		{"narrowing", tsList("10.0.0.0/8"), tsList("10.1.0.0/16"), 1},
+		{"disjoint", tsList("10.1.0.0/16"), tsList("10.2.0.0/16"), 0},
+		// The packet's selector first: it counts twice.
+		{"packet TS first", tsList("10.1.0.0/16"), tsList("10.1.2.3/32", "10.1.0.0/16"), 2*1 + 5},
+		{"packet TS first, wide config", tsList("10.0.0.0/8"), tsList("10.1.2.3/32", "10.1.0.0/16"), 2*1 + 1},
+		{"several configured", tsList("10.1.0.0/16", "10.2.0.0/16"), tsList("10.0.0.0/8"), 2},
+		{"protocol", tsList("10.1.0.0/16|tcp|0-65535"), tsList("10.1.0.0/16"), 1},
+		{"families", tsList("10.1.0.0/16"), tsList("2001:db8::/32"), 0},
+	} {
+		if got := tsFit(tc.cfg, tc.proposed); got != tc.want {
+			t.Errorf("%s: fit %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The responder picks the child configuration whose selectors fit the
+// proposal best, as strongSwan's select_child_cfg (an exact match beats a
+// narrowing; config order breaks ties), in IKE_AUTH and CREATE_CHILD_SA.
+func TestChildSelection(t *testing.T) {
+	child := func(name string, reqid uint32, esp, local, remote string) *ChildConfig {
+		return &ChildConfig{
+			Name: name, ReqID: reqid,
+			LocalTS:   []TrafficSelector{PrefixTS(netipPrefix(local))},
+			RemoteTS:  []TrafficSelector{PrefixTS(netipPrefix(remote))},
+			Proposals: mustProposals(t, wire.ProtoESP, esp),
+		}
+	}
+	wide := func() *ChildConfig { return child("wide", 10, "aes256gcm16", "10.0.0.0/8", "10.9.0.0/16") }
+	narrow := func() *ChildConfig { return child("narrow", 11, "aes256gcm16", "10.1.0.0/16", "10.9.0.0/16") }
+	other := func() *ChildConfig { return child("other", 12, "aes256gcm16", "10.1.2.0/24", "10.9.0.0/16") }
+	for i, tc := range []struct {
+		name      string
+		responder []*ChildConfig
+		proposed  string // the initiator's remote selector, the responder's local one
+		want      string
+	}{
+		{"exact match after a wider one", []*ChildConfig{wide(), narrow()}, "10.1.0.0/16", "narrow"},
+		{"exact match before a wider one", []*ChildConfig{narrow(), wide()}, "10.1.0.0/16", "narrow"},
+		{"the wider one matches exactly", []*ChildConfig{narrow(), wide()}, "10.0.0.0/8", "wide"},
+		{"narrowing only: config order", []*ChildConfig{other(), narrow(), wide()}, "10.1.2.0/25", "other"},
+		{"narrowing only: config order, reversed", []*ChildConfig{wide(), narrow(), other()}, "10.1.2.0/25", "wide"},
+		{"only one intersects", []*ChildConfig{narrow(), other()}, "10.1.128.0/17", "narrow"},
+	} {
+		for _, inAuth := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/ike_auth=%v", tc.name, inAuth), func(t *testing.T) {
+				ini, resp := baseConfigs(t, "aes256gcm16-prfsha256-x25519")
+				// The initiator's child has the name the responder's should
+				// have: requireUp compares them too.
+				ini.Children = append(ini.Children, child(tc.want, 20, "aes256gcm16", "10.9.0.0/16", tc.proposed))
+				resp.Children = append(resp.Children, tc.responder...)
+				p := newPair(t, uint64(150+2*i), ini, resp, ResponderOptions{})
+				want := 2
+				if inAuth {
+					p.handshake(tc.want)
+					want = 1
+				} else {
+					p.handshake("net", tc.want)
+				}
+				p.settle()
+				p.requireUp(want)
+				var got *ChildSA
+				for _, c := range p.r.children {
+					if tsListString(c.LocalTS) == tc.proposed {
+						got = c
+					}
+				}
+				if got == nil {
+					t.Fatalf("no CHILD_SA for %s at the responder", tc.proposed)
+				}
+				if got.Name != tc.want {
+					t.Errorf("responder took child %q for %s, want %q", got.Name, tc.proposed, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// A PFS child and a non-PFS child: each CHILD_SA the peer creates gets the
+// configuration (name, reqid, key exchange) of its own selectors, also when
+// the non-PFS child's selectors, listed first, cover the PFS child's. (The
+// interop suite once saw charon's PFS child installed under the other
+// child's name.)
+func TestChildSelectionPFS(t *testing.T) {
+	for i, tc := range []struct {
+		name       string
+		plainLocal string // the responder's non-PFS child's local selector
+	}{
+		{"disjoint", "10.2.0.0/16"},
+		{"covering", "10.0.0.0/8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ini, resp := baseConfigs(t, "aes256gcm16-prfsha256-x25519")
+			pfs := func(local, remote string) *ChildConfig {
+				return &ChildConfig{
+					Name: "pfs", ReqID: 2,
+					LocalTS:   []TrafficSelector{PrefixTS(netipPrefix(local))},
+					RemoteTS:  []TrafficSelector{PrefixTS(netipPrefix(remote))},
+					Proposals: mustProposals(t, wire.ProtoESP, "aes256gcm16-x25519"),
+				}
+			}
+			resp.Children[0].LocalTS = []TrafficSelector{PrefixTS(netipPrefix(tc.plainLocal))}
+			resp.Children[0].RemoteTS = []TrafficSelector{PrefixTS(netipPrefix("10.0.0.0/8"))}
+			// The non-PFS child accepts PFS proposals too (a key exchange
+			// in the peer's proposal, none in ours, can match).
+			resp.Children[0].Proposals = mustProposals(t, wire.ProtoESP, "aes256gcm16-x25519,aes256gcm16")
+			ini.Children = append(ini.Children, pfs("10.51.0.0/16", "10.52.0.0/16"))
+			resp.Children = append(resp.Children, pfs("10.52.0.0/16", "10.51.0.0/16"))
+			p := newPair(t, uint64(170+i), ini, resp, ResponderOptions{})
+			p.handshake("net", "pfs")
+			p.settle()
+			p.requireUp(2)
+			for _, c := range p.r.children {
+				wantName, wantKE := "net", false
+				if tsListString(c.LocalTS) == "10.52.0.0/16" {
+					wantName, wantKE = "pfs", true
+				}
+				if c.Name != wantName || (c.ReqID == 2) != wantKE || (c.Suite.KE.ID != 0) != wantKE {
+					t.Errorf("responder's CHILD_SA %s === %s: child %q reqid %d suite %v, want %q (PFS %v)",
+						tsListString(c.LocalTS), tsListString(c.RemoteTS), c.Name, c.ReqID, c.Suite, wantName, wantKE)
+				}
+			}
+		})
+	}
 }

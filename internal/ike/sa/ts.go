@@ -87,6 +87,28 @@ func narrowTS(ours, theirs []wire.TrafficSelector) []wire.TrafficSelector {
 	return kept
 }
 
+// tsFit rates how well configured selectors fit proposed ones, as
+// strongSwan's get_ts_match does, so that a responder with several children
+// picks the one strongSwan would (RFC 7296 2.9 leaves the choice to the
+// responder): each configured selector equal to a proposed one scores 5,
+// one that only intersects it 1, times the proposed selector's rank from
+// the end (the first of n proposed counts n times: an initiator puts the
+// most specific one, the packet's, first). 0: no intersection at all.
+func tsFit(cfg, proposed []wire.TrafficSelector) int {
+	fit := 0
+	for i, p := range proposed {
+		round := len(proposed) - i
+		for _, c := range cfg {
+			if tsContained(c, p) && tsContained(p, c) {
+				fit += 5 * round
+			} else if _, ok := tsSubset(c, p); ok {
+				fit += round
+			}
+		}
+	}
+	return fit
+}
+
 // portRange returns a selector's port range; ok is false for OPAQUE
 // (RFC 7296 3.13.1: start 65535, end 0).
 func portRange(t wire.TrafficSelector) (lo, hi uint16, opaque bool) {
