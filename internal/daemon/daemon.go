@@ -169,8 +169,10 @@ func (cs *configSet) lookup(name string) (*config.Connection, *sa.Config) {
 
 // New prepares a daemon for cfg: it opens the transport (binding the IKE and
 // NAT-T ports), the data plane and the key log. Run starts it.
-func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
-	d = &Daemon{opts: opts, log: opts.Logger, now: opts.Now,
+func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
+	// d is not the named result: `return nil, err` must not take from the
+	// deferred cleanup below what it is to close.
+	d := &Daemon{opts: opts, log: opts.Logger, now: opts.Now,
 		starters: make(map[childKey]*starter), restarts: make(map[childKey]restartHistory)}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -190,22 +192,28 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 
 	defer func() {
 		if err != nil {
+			// Whatever New opened before the failure: the data plane
+			// (its TUN device, routes, trap policies), the key log.
 			d.closeResources()
 		}
 	}()
 
-	d.dp = opts.Dataplane
-	if d.dp == nil {
-		if d.dp, err = d.newDataplane(cfg); err != nil {
+	// Each resource goes into d only once it is open (see the defer).
+	dp := opts.Dataplane
+	if dp == nil {
+		if dp, err = d.newDataplane(cfg); err != nil {
 			return nil, err
 		}
 	}
+	d.dp = dp
 	d.dp.SetEventHandler(d.dataplaneEvent)
 
 	if cfg.Daemon.Keylog != "" {
-		if d.keylog, err = keylog.Open(cfg.Daemon.Keylog); err != nil {
+		var kl *keylog.Writer
+		if kl, err = keylog.Open(cfg.Daemon.Keylog); err != nil {
 			return nil, fmt.Errorf("daemon: %w", err)
 		}
+		d.keylog = kl
 		d.log.Warn("key log on: SA secrets are written to disk", "dir", cfg.Daemon.Keylog)
 	}
 
@@ -230,10 +238,13 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		Log:     d.log,
 	}
 	kernelTransport(d.dp, &tc) // UDP_ENCAP and IKE bypass for xfrm (kernel.go)
-	d.tr, err = listen(tc, (*handler)(d))
+	tr, err := listen(tc, (*handler)(d))
 	if err != nil {
+		// Not into d.tr: a failed ListenUDP's nil *UDP would make it a
+		// non-nil interface that closeResources calls.
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
+	d.tr = tr
 	d.stats.transportStats = d.tr.Stats
 	if t, ok := d.dp.(dataplane.Totaler); ok {
 		d.stats.dataplaneTotals = t.Totals
@@ -318,7 +329,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var err error
 	if !d.opts.NoControl && cfg.Daemon.Socket != "" {
 		if ctl, err = control.Listen(cfg.Daemon.Socket, d, d.log); err != nil {
-			err = fmt.Errorf("daemon: %w", err)
+			err = fmt.Errorf("daemon: control socket %s: %w", cfg.Daemon.Socket, err)
 		}
 	}
 	if err == nil && cfg.Daemon.Metrics != "" {

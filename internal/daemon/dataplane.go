@@ -32,7 +32,7 @@ func (d *Daemon) newDataplane(cfg *config.Config) (dataplane.Backend, error) {
 			Log:     d.log,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("daemon: dataplane userspace (it needs CAP_NET_ADMIN; daemon.dataplane: none negotiates IKE without moving packets): %w", err)
+			return nil, fmt.Errorf("daemon: dataplane userspace: %w (it needs CAP_NET_ADMIN and /dev/net/tun; daemon.dataplane: none negotiates IKE without moving packets)", err)
 		}
 		return b, nil
 	case "xfrm":
