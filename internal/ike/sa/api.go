@@ -33,6 +33,9 @@ type Env struct {
 	// SAD). An SPI handed out for a CHILD_SA that then fails is reported in
 	// ChildFailed.SPI so that the data plane can release it.
 	NewChildSPI func() (uint32, error)
+	// KeyLog asks for KeysDerived events: set it only when the keys are
+	// written to a key log, so that no copy of them is made otherwise.
+	KeyLog bool
 
 	// nonceHook, in tests only, may rewrite each CREATE_CHILD_SA nonce we
 	// draw (to decide which side wins a rekey collision).
@@ -310,12 +313,28 @@ type Packet struct {
 // the types below.
 type Event interface{ event() }
 
+// KeysDerived reports that the SK_* keys of an IKE SA exist (RFC 7296
+// 2.14): ours after IKE_SA_INIT, before IKE_AUTH is sent or answered, so
+// that a capture of an IKE_AUTH that fails can still be decrypted; and,
+// from the old IKE SA's step, those of an IKE SA a rekey created (2.18; one
+// per new IKE SA, redundant ones of a collision included). SPIi and SPIr
+// name the IKE SA the keys belong to. Only with Env.KeyLog.
+type KeysDerived struct {
+	SPIi, SPIr uint64
+	// KeyLog is the Wireshark ikev2_decryption_table record of the IKE SA
+	// (keys.IKEDecryptionRecord; empty for suites Wireshark cannot
+	// decrypt). It holds the SA's secrets: write it only where the
+	// operator asked.
+	KeyLog string
+}
+
 // Established reports an IKE SA that completed IKE_AUTH.
 type Established struct {
 	SA Snapshot
-	// KeyLog is the Wireshark ikev2_decryption_table record of the IKE SA
-	// (keys.IKEDecryptionRecord; empty for suites Wireshark cannot decrypt).
-	// It holds the SA's secrets: write it only where the operator asked.
+	// KeyLog is the record KeysDerived carried for this IKE SA.
+	//
+	// Deprecated: write KeysDerived.KeyLog, which comes before IKE_AUTH
+	// (and for rekeyed IKE SAs too); this copy goes once the daemon does.
 	KeyLog string
 	// InitialContact: the peer sent INITIAL_CONTACT (RFC 7296 2.4); the
 	// runtime should delete other IKE SAs between the same identities.
@@ -445,6 +464,7 @@ type IKERekeyed struct {
 // NAT-T ports and encapsulates ESP in UDP.
 type NATDetected struct{ Local, Remote bool }
 
+func (KeysDerived) event()   {}
 func (Established) event()   {}
 func (ChildUp) event()       {}
 func (ChildOutbound) event() {}

@@ -44,6 +44,7 @@ func testEnv(t testing.TB, seed uint64) *Env {
 		Log:         testLogger(t),
 		NewIKESPI:   func() uint64 { ike++; return ike*0x9e3779b97f4a7c15 | 1 },
 		NewChildSPI: func() (uint32, error) { child++; return child, nil },
+		KeyLog:      true,
 	}
 }
 

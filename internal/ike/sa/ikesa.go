@@ -641,7 +641,7 @@ func (sa *IKESA) establish(now time.Time, out *Output) {
 		slog.String("proposal", snap.Proposal), slog.String("local", sa.local.String()))
 	out.event(Established{
 		SA:             snap,
-		KeyLog:         keys.IKEDecryptionRecord(sa.spii, sa.spir, sa.suite, sa.keys),
+		KeyLog:         sa.keyLog(),
 		InitialContact: sa.peerContact,
 	})
 }

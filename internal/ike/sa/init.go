@@ -151,6 +151,7 @@ func (t *ikeInitTask) process(sa *IKESA, now time.Time, m *wire.Message, payload
 	if err := sa.deriveKeys(suite, secret); err != nil {
 		return false, err
 	}
+	sa.reportKeys(out)
 	sa.noteInitExtras(&s)
 	// RFC 7296 2.23: only a peer that sent NAT detection notifies does NAT
 	// traversal; with it, a NAT on either side (or a faked one) floats.
@@ -194,4 +195,17 @@ func (sa *IKESA) deriveKeys(suite algs.Suite, secret []byte) error {
 	}
 	sa.suite, sa.prf, sa.keys, sa.prot = suite, prf, k, prot
 	return nil
+}
+
+// reportKeys reports the IKE SA's keys in a KeysDerived event if the
+// runtime asked for them (Env.KeyLog).
+func (sa *IKESA) reportKeys(out *Output) {
+	if sa.env.KeyLog {
+		out.event(KeysDerived{SPIi: sa.spii, SPIr: sa.spir, KeyLog: sa.keyLog()})
+	}
+}
+
+// keyLog is the IKE SA's Wireshark ikev2_decryption_table record.
+func (sa *IKESA) keyLog() string {
+	return keys.IKEDecryptionRecord(sa.spii, sa.spir, sa.suite, sa.keys)
 }

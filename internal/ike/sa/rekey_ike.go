@@ -96,6 +96,7 @@ func (t *rekeyIKETask) process(sa *IKESA, now time.Time, m *wire.Message, payloa
 		sa.rekeyIKEFailed(now, &s, err, out)
 		return false, nil
 	}
+	n.reportKeys(out)
 	sa.concludeIKERekey(now, n, out)
 	return false, nil
 }
@@ -379,6 +380,7 @@ func (sa *IKESA) answerRekeyIKE(now time.Time, s *payloadSet, out *Output) []wir
 		sa.log.Warn("declining the IKE SA rekey", slog.String("reason", err.Error()))
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NO_PROPOSAL_CHOSEN}}
 	}
+	p.reportKeys(out)
 	resp := []wire.Payload{
 		&wire.SA{Proposals: []wire.Proposal{suite.Wire(chosen.Num, spi64Bytes(spir))}},
 		&wire.Nonce{Data: nr},

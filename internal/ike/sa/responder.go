@@ -198,6 +198,7 @@ func (r *Responder) HandleInit(now time.Time, m *wire.Message, local, remote net
 	sa.halfOpen = now.Add(sa.halfOpenTimeout())
 	r.halfOpenCount.Add(1)
 	sa.resp = r
+	sa.reportKeys(&out)
 	if sa.behindNAT() {
 		out.event(NATDetected{Local: sa.natLocal, Remote: sa.natRemote})
 	}
