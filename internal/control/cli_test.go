@@ -216,10 +216,16 @@ func TestStatusTable(t *testing.T) {
 	st.IKESAs[0].ChildSAs[0].PacketsIn = 812
 	st.IKESAs[0].ChildSAs[0].BytesOut = 840
 	st.IKESAs[0].ChildSAs[0].PacketsOut = 10
+	st.IKESAs[0].ChildSAs[0].RekeyAt = now.Add(52*time.Minute + 10*time.Second)
+	st.IKESAs[0].ChildSAs[0].Rekeys = 3
+	// The lifecycle extensions: counts that are not zero, the next rekey.
+	site := &st.IKESAs[0]
+	site.RekeyAt = now.Add(3*time.Hour + 54*time.Minute)
+	site.Rekeys, site.ChildRekeys, site.CollisionsWon, site.CollisionsLost, site.ChildDeletes, site.TempFailures = 1, 4, 1, 0, 2, 3
 	st.IKESAs[0].ChildSAs = append(st.IKESAs[0].ChildSAs, ChildSA{
 		Name: "mgmt", State: ChildRekeying, Mode: "transport", SPIIn: "00000001", SPIOut: "00000002",
 		Proposal: "aes128gcm16-x25519", LocalTS: []string{"192.0.2.1/32"}, RemoteTS: []string{"192.0.2.2/32", "192.0.2.3/32"},
-		Drops: 3,
+		Drops: 3, RekeyAt: now.Add(-time.Second), InboundOnly: true,
 	})
 	st.IKESAs = append(st.IKESAs,
 		IKESA{

@@ -15,16 +15,18 @@ import (
 // WriteTable writes st as the table `cygnet status` shows: one line per IKE
 // SA, sorted by connection name,
 //
-//	site  ESTABLISHED  192.0.2.1:4500 <-> 192.0.2.2:4500  gw-a.example <-> gw-b.example  aes256gcm16-prfsha256-x25519  0123456789abcdef_i* fedcba9876543210_r  NAT:local  up 5m3s
+//	site  ESTABLISHED  192.0.2.1:4500 <-> 192.0.2.2:4500  gw-a.example <-> gw-b.example  aes256gcm16-prfsha256-x25519  0123456789abcdef_i* fedcba9876543210_r  NAT:local  up 5m3s  rekey in 3h54m  rekeys 1, child rekeys 4
 //
 // and under it one indented line per CHILD_SA,
 //
-//	net  INSTALLED  tunnel,encap  c1a2b3c4_i c5d6e7f8_o  aes256gcm16  10.1.0.0/16 === 10.2.0.0/16  in 1.2 KiB 10 pkts  out 840 B 10 pkts
+//	net  INSTALLED  tunnel,encap  c1a2b3c4_i c5d6e7f8_o  aes256gcm16  10.1.0.0/16 === 10.2.0.0/16  in 1.2 KiB 10 pkts  out 840 B 10 pkts  rekey in 52m  rekeys 3
 //
 // The columns of IKE SA lines are aligned with each other, as are those of
 // CHILD_SA lines. As in swanctl, "*" marks our own IKE SPI, and the CHILD_SA
 // SPIs are the inbound one (_i, ours) and the outbound one (_o, the peer's).
-// Ages are relative to now. Text from the peer (identities) is quoted if it
+// Ages and rekey times are relative to now. The last column lists the
+// lifecycle counts and flags that are not zero (lifecycleIKE,
+// lifecycleChild). Text from the peer (identities) is quoted if it
 // holds anything but printable characters, so that it cannot play tricks on
 // a terminal.
 func WriteTable(w io.Writer, st *Status, now time.Time) error {
@@ -48,7 +50,7 @@ func WriteTable(w io.Writer, st *Status, now time.Time) error {
 		slices.SortStableFunc(children, func(a, b ChildSA) int { return cmp.Compare(a.Name, b.Name) })
 		for _, c := range children {
 			order = append(order, rowRef{true, len(childRows)})
-			childRows = append(childRows, childRow(&c))
+			childRows = append(childRows, childRow(&c, now))
 		}
 	}
 	ikeWidths, childWidths := columnWidths(ikeRows), columnWidths(childRows)
@@ -95,15 +97,79 @@ func ikeRow(sa *IKESA, now time.Time) []string {
 		spiI + " " + spiR,
 		nat,
 		age,
+		rekeyIn(sa.RekeyAt, now),
+		lifecycleIKE(sa),
 	}
 }
 
-func childRow(c *ChildSA) []string {
+// rekeyIn is "rekey in 52m" for a rekey due at t, "rekey due" once t has
+// passed, or "" without one.
+func rekeyIn(t, now time.Time) string {
+	switch {
+	case t.IsZero():
+		return ""
+	case !t.After(now):
+		return "rekey due"
+	}
+	return "rekey in " + formatAge(t.Sub(now))
+}
+
+// lifecycleIKE lists an IKE SA's non-zero lifecycle counts: "rekeys 1,
+// child rekeys 4, collisions won 1, collisions lost 1, child deletes 2,
+// temporary failures 3".
+func lifecycleIKE(sa *IKESA) string {
+	return counts(
+		count{"rekeys", sa.Rekeys},
+		count{"child rekeys", sa.ChildRekeys},
+		count{"collisions won", sa.CollisionsWon},
+		count{"collisions lost", sa.CollisionsLost},
+		count{"child deletes", sa.ChildDeletes},
+		count{"temporary failures", sa.TempFailures},
+	)
+}
+
+// lifecycleChild lists a CHILD_SA's non-zero counts and its flags:
+// "rekeys 3, inbound only, dropped 5".
+func lifecycleChild(c *ChildSA) string {
+	s := counts(count{"rekeys", c.Rekeys})
+	if c.InboundOnly {
+		s = joinNonEmpty(s, "inbound only")
+	}
+	return joinNonEmpty(s, counts(count{"dropped", c.Drops}))
+}
+
+type count struct {
+	name string
+	n    uint64
+}
+
+// counts formats cs as "name n", comma-separated, leaving out zeros.
+func counts(cs ...count) string {
+	var s string
+	for _, c := range cs {
+		if c.n != 0 {
+			s = joinNonEmpty(s, c.name+" "+strconv.FormatUint(c.n, 10))
+		}
+	}
+	return s
+}
+
+func joinNonEmpty(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + ", " + b
+}
+
+func childRow(c *ChildSA, now time.Time) []string {
 	mode := orDash(c.Mode)
 	if c.Encap {
 		mode += ",encap"
 	}
-	row := []string{
+	return []string{
 		printable(c.Name),
 		printable(c.State),
 		mode,
@@ -112,11 +178,9 @@ func childRow(c *ChildSA) []string {
 		tsList(c.LocalTS) + " === " + tsList(c.RemoteTS),
 		"in " + formatBytes(c.BytesIn) + " " + strconv.FormatUint(c.PacketsIn, 10) + " pkts",
 		"out " + formatBytes(c.BytesOut) + " " + strconv.FormatUint(c.PacketsOut, 10) + " pkts",
+		rekeyIn(c.RekeyAt, now),
+		lifecycleChild(c),
 	}
-	if c.Drops > 0 {
-		row = append(row, "dropped "+strconv.FormatUint(c.Drops, 10))
-	}
-	return row
 }
 
 func tsList(ts []string) string {
