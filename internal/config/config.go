@@ -51,7 +51,11 @@ type Daemon struct {
 	TUN       string       // TUN device of the userspace data plane ("cygnet0")
 	Keylog    string       // directory for Wireshark key tables; "": off
 	Metrics   string       // host:port of the Prometheus endpoint; "": off
-	Log       LogSettings
+	// Pprof is the host:port of Go's profiling endpoint (net/http/pprof,
+	// under /debug/pprof/); "": off, the default. It shows the daemon's
+	// internals to whoever reaches it: bind it to a loopback address.
+	Pprof string
+	Log   LogSettings
 }
 
 // LogSettings configures the daemon's logger.
@@ -75,7 +79,12 @@ type Connection struct {
 	Fragmentation bool            // RFC 7383 IKE fragmentation (default true)
 	FragmentSize  int             // largest IKE datagram we send, in bytes (1280)
 
-	RekeyTime   time.Duration // IKE SA rekey interval (4h); 0: never
+	RekeyTime time.Duration // IKE SA rekey interval (4h); 0: never
+	// RandTime is the largest random amount taken off RekeyTime for each
+	// rekey (strongSwan's rand_time; RFC 7296 2.8.1), so that both ends do
+	// not start at once: default RekeyTime/10; 0: no jitter. Less than
+	// RekeyTime.
+	RandTime    time.Duration
 	ReauthTime  time.Duration // reauthentication interval (0: never)
 	DPDDelay    time.Duration // liveness check interval (30s); 0: off
 	DPDTimeout  time.Duration // declare the peer dead after this long without an answer (150s)
@@ -123,7 +132,10 @@ type Child struct {
 	CloseAction string // what to do when the peer closes the CHILD_SA: "none" (default), "start", "trap"
 	DPDAction   string // what to do when DPD declares the peer dead: "none" (default), "start", "trap"
 
-	RekeyTime    time.Duration // 1h; 0: never
+	RekeyTime time.Duration // 1h; 0: never
+	// RandTime is the largest random amount taken off RekeyTime (strongSwan's
+	// rand_time): default RekeyTime/10; 0: no jitter. Less than RekeyTime.
+	RandTime     time.Duration
 	LifeTime     time.Duration // hard lifetime; default RekeyTime + 10%; 0: none
 	RekeyBytes   uint64        // 0: off
 	LifeBytes    uint64        // default RekeyBytes + 10%; 0: off

@@ -140,7 +140,7 @@ func TestContractExample(t *testing.T) {
 	if got, want := proposalStrings(c.Proposals), canonical(t, wire.ProtoIKE, "aes256gcm16-prfsha256-x25519"); !slices.Equal(got, want) {
 		t.Errorf("Proposals = %v, want %v", got, want)
 	}
-	if c.Encap || !c.Fragmentation || c.FragmentSize != 1280 || c.RekeyTime != 4*time.Hour || c.ReauthTime != 0 ||
+	if c.Encap || !c.Fragmentation || c.FragmentSize != 1280 || c.RekeyTime != 4*time.Hour || c.RandTime != 24*time.Minute || c.ReauthTime != 0 ||
 		c.DPDDelay != 30*time.Second || c.DPDTimeout != 150*time.Second || c.Keyingtries != 1 || c.Unique != "no" || !c.Mobike || c.IfID != 0 {
 		t.Errorf("connection settings: %+v", c)
 	}
@@ -192,7 +192,7 @@ func TestContractExample(t *testing.T) {
 
 func daemonEqual(a, b Daemon) bool {
 	return slices.Equal(a.Listen, b.Listen) && a.Port == b.Port && a.NATPort == b.NATPort && a.Socket == b.Socket &&
-		a.Dataplane == b.Dataplane && a.TUN == b.TUN && a.Keylog == b.Keylog && a.Metrics == b.Metrics && a.Log == b.Log
+		a.Dataplane == b.Dataplane && a.TUN == b.TUN && a.Keylog == b.Keylog && a.Metrics == b.Metrics && a.Pprof == b.Pprof && a.Log == b.Log
 }
 
 // The contract's example with PSK authentication instead of certificates.
@@ -239,7 +239,7 @@ connections:
 `)
 	d := cfg.Daemon
 	if len(d.Listen) != 0 || d.Port != 500 || d.NATPort != 4500 || d.Socket != DefaultSocket || d.Dataplane != "userspace" ||
-		d.TUN != "cygnet0" || d.Keylog != "" || d.Metrics != "" || d.Log.Level != slog.LevelInfo || d.Log.Format != "text" {
+		d.TUN != "cygnet0" || d.Keylog != "" || d.Metrics != "" || d.Pprof != "" || d.Log.Level != slog.LevelInfo || d.Log.Format != "text" {
 		t.Errorf("daemon defaults: %+v", d)
 	}
 	c := cfg.Connections[0]
@@ -249,7 +249,7 @@ connections:
 	if got, want := proposalStrings(c.Proposals), proposalStrings(algs.DefaultProposals(wire.ProtoIKE)); !slices.Equal(got, want) {
 		t.Errorf("default IKE proposals = %v, want %v", got, want)
 	}
-	if c.Encap || !c.Fragmentation || c.FragmentSize != 1280 || c.RekeyTime != 4*time.Hour || c.ReauthTime != 0 ||
+	if c.Encap || !c.Fragmentation || c.FragmentSize != 1280 || c.RekeyTime != 4*time.Hour || c.RandTime != 24*time.Minute || c.ReauthTime != 0 ||
 		c.DPDDelay != 30*time.Second || c.DPDTimeout != 150*time.Second || c.Keyingtries != 1 || c.Unique != "no" || !c.Mobike || c.IfID != 0 {
 		t.Errorf("connection defaults: %+v", c)
 	}
@@ -267,7 +267,7 @@ connections:
 		t.Errorf("default ESP proposals = %v, want %v", got, want)
 	}
 	if ch.Mode != "tunnel" || ch.StartAction != "none" || ch.CloseAction != "none" || ch.DPDAction != "none" ||
-		ch.RekeyTime != time.Hour || ch.LifeTime != 66*time.Minute || ch.ReplayWindow != 1024 {
+		ch.RekeyTime != time.Hour || ch.RandTime != 6*time.Minute || ch.LifeTime != 66*time.Minute || ch.ReplayWindow != 1024 {
 		t.Errorf("child defaults: %+v", ch)
 	}
 }
@@ -297,6 +297,7 @@ daemon:
   tun: vpn0
   keylog: keys
   metrics: 127.0.0.1:9100
+  pprof: "[::1]:6060"
   log: {level: debug, format: json}
 secrets:
   - psk: 0x00ff10
@@ -312,6 +313,7 @@ connections:
     fragmentation: no
     fragment_size: 1400
     rekey_time: 0
+    rand_time: 1h
     reauth_time: 24h
     dpd_delay: 0s
     dpd_timeout: 1m
@@ -336,6 +338,7 @@ connections:
         close_action: restart
         dpd_action: clear
         rekey_time: 20m
+        rand_time: 90s
         life_time: 30m
         rekey_bytes: 1000
         life_bytes: 2000
@@ -346,7 +349,7 @@ connections:
 	d := cfg.Daemon
 	if !slices.Equal(d.Listen, addrs("192.0.2.1", "2001:db8::1")) || d.Port != 1500 || d.NATPort != 14500 ||
 		d.Socket != filepath.Join(dir, "run/cygnet.sock") || d.Dataplane != "xfrm" || d.TUN != "vpn0" ||
-		d.Keylog != filepath.Join(dir, "keys") || d.Metrics != "127.0.0.1:9100" || d.Log.Level != slog.LevelDebug || d.Log.Format != "json" {
+		d.Keylog != filepath.Join(dir, "keys") || d.Metrics != "127.0.0.1:9100" || d.Pprof != "[::1]:6060" || d.Log.Level != slog.LevelDebug || d.Log.Format != "json" {
 		t.Errorf("daemon: %+v", d)
 	}
 	if string(cfg.Secrets[0].PSK) != "\x00\xff\x10" || len(cfg.Secrets[0].IDs) != 0 {
@@ -363,7 +366,7 @@ connections:
 	if got := proposalStrings(c.Proposals); !slices.Equal(got, wantProps) {
 		t.Errorf("proposals = %v, want %v", got, wantProps)
 	}
-	if !c.Encap || c.Fragmentation || c.FragmentSize != 1400 || c.RekeyTime != 0 || c.ReauthTime != 24*time.Hour ||
+	if !c.Encap || c.Fragmentation || c.FragmentSize != 1400 || c.RekeyTime != 0 || c.RandTime != time.Hour || c.ReauthTime != 24*time.Hour ||
 		c.DPDDelay != 0 || c.DPDTimeout != time.Minute || c.Keyingtries != 0 || c.Unique != "replace" || c.Mobike || c.IfID != 42 {
 		t.Errorf("connection: %+v", c)
 	}
@@ -385,7 +388,7 @@ connections:
 		t.Errorf("ESPProposals = %v, want %v", got, want)
 	}
 	if ch.Mode != "transport" || ch.StartAction != "trap" || ch.CloseAction != "start" || ch.DPDAction != "none" ||
-		ch.RekeyTime != 20*time.Minute || ch.LifeTime != 30*time.Minute || ch.RekeyBytes != 1000 || ch.LifeBytes != 2000 ||
+		ch.RekeyTime != 20*time.Minute || ch.RandTime != 90*time.Second || ch.LifeTime != 30*time.Minute || ch.RekeyBytes != 1000 || ch.LifeBytes != 2000 ||
 		ch.RekeyPackets != 100 || ch.LifePackets != 110 || ch.ReplayWindow != 0 {
 		t.Errorf("child: %+v", ch)
 	}
@@ -525,6 +528,42 @@ connections:
 	ch := cfg.Connections[0].Children[0]
 	if ch.LifeTime < ch.RekeyTime || ch.LifeBytes != ch.RekeyBytes {
 		t.Errorf("life %v/%d, rekey %v/%d", ch.LifeTime, ch.LifeBytes, ch.RekeyTime, ch.RekeyBytes)
+	}
+}
+
+// rand_time defaults to a tenth of rekey_time, whatever life_time is; 0
+// turns the jitter off.
+func TestRandTime(t *testing.T) {
+	for _, tc := range []struct {
+		conn, child string // YAML: lines of the connection, a flow mapping's contents for the child
+		ike, ch     time.Duration
+	}{
+		{"", "", 24 * time.Minute, 6 * time.Minute},
+		{"rekey_time: 1h", "rekey_time: 10m", 6 * time.Minute, time.Minute},
+		{"rand_time: 0", "rand_time: 0s", 0, 0},
+		{"rand_time: 1m", "rand_time: 59m", time.Minute, 59 * time.Minute},
+		{"rekey_time: 0", "rekey_time: 0", 0, 0},
+		{"rekey_time: 0\n    rand_time: 5h", "rekey_time: 0, rand_time: 5h", 5 * time.Hour, 5 * time.Hour}, // no rekey: no effect
+		{"", "life_time: 3h", 24 * time.Minute, 6 * time.Minute},
+		{"", "life_time: 0", 24 * time.Minute, 6 * time.Minute},
+	} {
+		cfg, err := Parse([]byte(`
+connections:
+  c:
+    `+tc.conn+`
+    local: {auth: psk, id: a.example}
+    remote: {auth: psk}
+    children:
+      n: {`+tc.child+`}
+`), "c.yaml")
+		if err != nil {
+			t.Errorf("{%s} {%s}: %v", tc.conn, tc.child, err)
+			continue
+		}
+		c := cfg.Connections[0]
+		if c.RandTime != tc.ike || c.Children[0].RandTime != tc.ch {
+			t.Errorf("{%s} {%s}: rand_time %v and %v, want %v and %v", tc.conn, tc.child, c.RandTime, c.Children[0].RandTime, tc.ike, tc.ch)
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ func (c *Connection) Equal(o *Connection) bool {
 		c.Fragmentation == o.Fragmentation &&
 		c.FragmentSize == o.FragmentSize &&
 		c.RekeyTime == o.RekeyTime &&
+		c.RandTime == o.RandTime &&
 		c.ReauthTime == o.ReauthTime &&
 		c.DPDDelay == o.DPDDelay &&
 		c.DPDTimeout == o.DPDTimeout &&
@@ -60,6 +61,7 @@ func (c *Child) Equal(o *Child) bool {
 		c.CloseAction == o.CloseAction &&
 		c.DPDAction == o.DPDAction &&
 		c.RekeyTime == o.RekeyTime &&
+		c.RandTime == o.RandTime &&
 		c.LifeTime == o.LifeTime &&
 		c.RekeyBytes == o.RekeyBytes &&
 		c.LifeBytes == o.LifeBytes &&

@@ -57,7 +57,8 @@ func TestConnectionEqual(t *testing.T) {
 			return "# reloaded\n" + strings.Replace(y, "[192.0.2.2]", "\n      - 192.0.2.2", 1)
 		},
 		"explicit defaults": func(y string) string {
-			return strings.Replace(y, "    children:", "    rekey_time: 4h\n    mobike: true\n    children:", 1)
+			return strings.Replace(strings.Replace(y, "    children:", "    rekey_time: 4h\n    rand_time: 24m\n    mobike: true\n    children:", 1),
+				"      web:\n", "      web:\n        rand_time: 6m\n", 1)
 		},
 		"certificate moved": func(y string) string { return strings.Replace(y, "certs: [a.crt]", "certs: [moved/a.crt]", 1) },
 		"other connection add": func(y string) string {
@@ -81,6 +82,7 @@ func TestConnectionEqual(t *testing.T) {
 		"fragmentation": "fragmentation: false",
 		"fragment_size": "fragment_size: 1400",
 		"rekey_time":    "rekey_time: 1h",
+		"rand_time":     "rand_time: 0s",
 		"reauth_time":   "reauth_time: 1h",
 		"dpd_delay":     "dpd_delay: 5s",
 		"dpd_timeout":   "dpd_timeout: 5s",
@@ -106,6 +108,7 @@ func TestConnectionEqual(t *testing.T) {
 		"close_action":  "close_action: start",
 		"dpd_action":    "dpd_action: start",
 		"rekey_time":    "rekey_time: 2h",
+		"rand_time":     "rand_time: 1m",
 		"life_time":     "life_time: 2h",
 		"rekey_bytes":   "rekey_bytes: 100",
 		"life_bytes":    "life_bytes: 100",
@@ -169,10 +172,10 @@ func replaceLine(s, prefix, repl string) string {
 // or Child without a thought for Equal.
 func TestEqualCoversAllFields(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
-		reflect.TypeFor[Connection](): 20,
+		reflect.TypeFor[Connection](): 21,
 		reflect.TypeFor[LocalAuth]():  5,
 		reflect.TypeFor[RemoteAuth](): 5,
-		reflect.TypeFor[Child]():      15,
+		reflect.TypeFor[Child]():      16,
 	} {
 		if typ.NumField() != want {
 			t.Errorf("%v has %d fields, not %d: update Equal (and this test)", typ, typ.NumField(), want)

@@ -112,16 +112,18 @@ daemon: {port: 501}
 			},
 		},
 		{
-			name: "bad listen address, tun and metrics",
+			name: "bad listen address, tun, metrics and pprof",
 			yaml: `daemon:
   listen: [192.0.2.1, gw.example]
   tun: a/b
   metrics: localhost
+  pprof: 127.0.0.1:0
 `,
 			want: []string{
 				`$F:2: daemon.listen[1]: invalid IP address "gw.example"`,
 				`$F:3: daemon.tun: invalid interface name "a/b" (1 to 15 characters, no '/', ':' or spaces)`,
 				`$F:4: daemon.metrics: expected host:port (e.g. 127.0.0.1:9100 or :9100), got "localhost"`,
+				`$F:5: daemon.pprof: expected host:port (e.g. 127.0.0.1:6060), got "127.0.0.1:0"`,
 			},
 		},
 		{
@@ -381,6 +383,27 @@ connections:
 				`$F:7: connections.site.children.a.life_time: rekey_time (1h0m0s) exceeds life_time (30m0s): the CHILD_SA would expire before it is rekeyed`,
 				`$F:9: connections.site.children.b.rekey_time: rekey_time (2h0m0s) exceeds life_time (1h0m0s): the CHILD_SA would expire before it is rekeyed`,
 				`$F:12: connections.site.children.c.rekey_bytes: rekey_bytes (1000) exceeds life_bytes (999)`,
+			},
+		},
+		{
+			name: "rand_time not below rekey_time",
+			yaml: `connections:
+  site:
+    rekey_time: 1h
+    rand_time: 1h
+    local: {auth: psk, id: gw-a.example}
+    remote: {auth: psk}
+    children:
+      a:
+        rand_time: 2h
+      b:
+        rekey_time: 10m
+        rand_time: -1s
+`,
+			want: []string{
+				`$F:4: connections.site.rand_time: rand_time (1h0m0s) must be less than rekey_time (1h0m0s): it is the largest random amount taken off rekey_time`,
+				`$F:9: connections.site.children.a.rand_time: rand_time (2h0m0s) must be less than rekey_time (1h0m0s): it is the largest random amount taken off rekey_time`,
+				`$F:12: connections.site.children.b.rand_time: invalid duration "-1s" (Go syntax, e.g. 90s, 30m, 4h; 0 for off)`,
 			},
 		},
 		{

@@ -51,7 +51,7 @@ func (d *decoder) daemon(v value) Daemon {
 		TUN:       "cygnet0",
 		Log:       LogSettings{Level: slog.LevelInfo, Format: "text"},
 	}
-	o := d.object(v, "listen", "port", "nat_port", "socket", "dataplane", "tun", "keylog", "metrics", "log")
+	o := d.object(v, "listen", "port", "nat_port", "socket", "dataplane", "tun", "keylog", "metrics", "pprof", "log")
 	if o == nil {
 		return dm
 	}
@@ -86,14 +86,8 @@ func (d *decoder) daemon(v value) Daemon {
 	if s, ok := d.str(o.get("keylog")); ok && s != "" {
 		dm.Keylog = d.absPath(s)
 	}
-	if s, ok := d.str(o.get("metrics")); ok && s != "" {
-		_, port, err := net.SplitHostPort(s)
-		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
-			d.errAt(o.get("metrics"), "expected host:port (e.g. 127.0.0.1:9100 or :9100), got %q", s)
-		} else {
-			dm.Metrics = s
-		}
-	}
+	dm.Metrics = d.hostPort(o.get("metrics"), "127.0.0.1:9100 or :9100")
+	dm.Pprof = d.hostPort(o.get("pprof"), "127.0.0.1:6060")
 	if lo := d.object(o.get("log"), "level", "format"); lo != nil {
 		switch d.enum(lo.get("level"), "info", []string{"debug", "info", "warn", "error"}, map[string]string{"warning": "warn"}) {
 		case "debug":
@@ -108,6 +102,34 @@ func (d *decoder) daemon(v value) Daemon {
 		dm.Log.Format = d.enum(lo.get("format"), "text", []string{"text", "json"}, nil)
 	}
 	return dm
+}
+
+// hostPort decodes an optional TCP listen address; "" (or absent) is off.
+func (d *decoder) hostPort(v value, example string) string {
+	s, ok := d.str(v)
+	if !ok || s == "" {
+		return ""
+	}
+	if !validHostPort(s) {
+		d.errAt(v, "expected host:port (e.g. %s), got %q", example, s)
+		return ""
+	}
+	return s
+}
+
+func validHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	n, perr := strconv.Atoi(port)
+	return err == nil && perr == nil && n >= 1 && n <= 65535
+}
+
+// CheckHostPort checks a listen address given outside the file (such as
+// $CYGNET_PPROF) as the daemon section's metrics and pprof are checked.
+func CheckHostPort(s string) error {
+	if !validHostPort(s) {
+		return fmt.Errorf("config: expected host:port (e.g. 127.0.0.1:6060), got %q", s)
+	}
+	return nil
 }
 
 // secrets decodes the secrets list; ok is false if any secret had an error,
@@ -178,7 +200,7 @@ func (d *decoder) connection(e entry, cfg *Config, secretsOK bool) *Connection {
 	}
 	o := d.object(e.val,
 		"local_addrs", "remote_addrs", "remote_port", "proposals", "encap", "fragmentation", "fragment_size",
-		"rekey_time", "reauth_time", "dpd_delay", "dpd_timeout", "keyingtries", "unique", "mobike",
+		"rekey_time", "rand_time", "reauth_time", "dpd_delay", "dpd_timeout", "keyingtries", "unique", "mobike",
 		"if_id", "local", "remote", "children")
 	if o == nil {
 		return nil
@@ -221,6 +243,9 @@ func (d *decoder) connection(e entry, cfg *Config, secretsOK bool) *Connection {
 	// datagram size every host accepts, RFC 791) nothing useful fits.
 	c.FragmentSize = d.intIn(o.get("fragment_size"), 1280, 576, 65535)
 	c.RekeyTime = d.duration(o.get("rekey_time"), 4*time.Hour)
+	// strongSwan's default: over_time, a tenth of rekey_time (at most half
+	// of it, which a tenth always is).
+	c.RandTime = d.randTime(o.get("rand_time"), c.RekeyTime, c.RekeyTime/10)
 	c.ReauthTime = d.duration(o.get("reauth_time"), 0)
 	c.DPDDelay = d.duration(o.get("dpd_delay"), 30*time.Second)
 	c.DPDTimeout = d.duration(o.get("dpd_timeout"), 150*time.Second)
@@ -470,7 +495,7 @@ func (d *decoder) child(e entry, c *Connection) *Child {
 	}
 	o := d.object(e.val,
 		"local_ts", "remote_ts", "esp_proposals", "mode", "start_action", "close_action", "dpd_action",
-		"rekey_time", "life_time", "rekey_bytes", "life_bytes", "rekey_packets", "life_packets", "replay_window")
+		"rekey_time", "rand_time", "life_time", "rekey_bytes", "life_bytes", "rekey_packets", "life_packets", "replay_window")
 	if o == nil {
 		return nil
 	}
@@ -500,6 +525,11 @@ func (d *decoder) child(e entry, c *Connection) *Child {
 		d.errAt(firstPresent(o.get("rekey_time"), o.get("life_time")),
 			"rekey_time (%v) exceeds life_time (%v): the CHILD_SA would expire before it is rekeyed", ch.RekeyTime, ch.LifeTime)
 	}
+	// A tenth of rekey_time: strongSwan's default (life_time - rekey_time)
+	// with the default life_time. Not the gap to an explicit life_time:
+	// one set far above rekey_time, to keep a CHILD_SA from expiring,
+	// would then make its rekeys come at almost any moment.
+	ch.RandTime = d.randTime(o.get("rand_time"), ch.RekeyTime, ch.RekeyTime/10)
 	ch.RekeyBytes, ch.LifeBytes = d.volume(o, "rekey_bytes", "life_bytes")
 	ch.RekeyPackets, ch.LifePackets = d.volume(o, "rekey_packets", "life_packets")
 
@@ -511,6 +541,23 @@ func (d *decoder) child(e entry, c *Connection) *Child {
 		d.errAt(rw, "must be 0 (off) or at least 32 (RFC 4303 3.4.3)")
 	}
 	return ch
+}
+
+// randTime decodes a rand_time: the largest random amount taken off
+// rekey for each rekey (RFC 7296 2.8.1: jitter, so that both ends do not
+// rekey at once), def if absent; 0 turns the jitter off. It must be less
+// than rekey, or a rekey could be due at once; with rekey 0 (never) it does
+// nothing.
+func (d *decoder) randTime(v value, rekey, def time.Duration) time.Duration {
+	if !v.present() {
+		return def
+	}
+	r := d.duration(v, def)
+	if rekey > 0 && r >= rekey {
+		d.errAt(v, "rand_time (%v) must be less than rekey_time (%v): it is the largest random amount taken off rekey_time", r, rekey)
+		return def
+	}
+	return r
 }
 
 // volume decodes a rekey/life pair of counters; the life limit defaults to

@@ -54,6 +54,7 @@ func engineConfig(c *config.Connection, p engineParams) *sa.Config {
 		RemoteNATPort: p.natPort,
 		Retransmit:    p.retransmit,
 		RekeyTime:     c.RekeyTime,
+		RandTime:      engineRandTime(c.RandTime),
 		ReauthTime:    c.ReauthTime,
 		DPDDelay:      c.DPDDelay,
 		DPDTimeout:    c.DPDTimeout,
@@ -71,6 +72,7 @@ func engineConfig(c *config.Connection, p engineParams) *sa.Config {
 			Proposals:    ch.ESPProposals,
 			Mode:         childMode(ch.Mode),
 			RekeyTime:    ch.RekeyTime,
+			RandTime:     engineRandTime(ch.RandTime),
 			LifeTime:     ch.LifeTime,
 			RekeyBytes:   ch.RekeyBytes,
 			RekeyPackets: ch.RekeyPackets,
@@ -80,6 +82,17 @@ func engineConfig(c *config.Connection, p engineParams) *sa.Config {
 		})
 	}
 	return ec
+}
+
+// engineRandTime maps a configured rand_time onto the engine's RandTime,
+// whose zero means its default (a tenth of the rekey time) and a negative
+// value none. The configuration has resolved its default already, so its
+// 0 means no jitter.
+func engineRandTime(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 func authMethod(s string) sa.AuthMethod {
