@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -49,7 +50,15 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(h)
 
-	d, err := daemon.New(cfg, daemon.Options{Logger: log, LogLevel: level})
+	// CYGNET_PPROF=host:port turns the profiler on without editing the
+	// configuration (docs/daemon.md, "Profiling").
+	pprofAddr := os.Getenv("CYGNET_PPROF")
+	if pprofAddr != "" {
+		if err := config.CheckHostPort(pprofAddr); err != nil {
+			return fail(stderr, fmt.Errorf("CYGNET_PPROF: %w", err))
+		}
+	}
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, LogLevel: level, Pprof: pprofAddr})
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,14 +51,14 @@ func TestDaemonStartupFailures(t *testing.T) {
 	defer busyTCP.Close()
 
 	for _, tc := range []struct {
-		name    string
-		daemon  string // keys of the daemon section besides listen, ports, socket
-		ike     int    // 0: a free port
-		nat     int
-		socket  string // "": one in dir
-		want    []string
-		kernel  bool // needs root: runs in a network namespace of its own
-		skipRun func() string
+		name   string
+		daemon string // keys of the daemon section besides listen, ports, socket
+		ike    int    // 0: a free port
+		nat    int
+		socket string // "": one in dir
+		want   []string
+		kernel bool     // needs root: runs in a network namespace of its own
+		env    []string // added to the environment
 	}{
 		{name: "keylog under a file", daemon: "dataplane: none\n  keylog: " + filepath.Join(regular, "x"),
 			want: []string{"keylog", "not a directory"}},
@@ -67,6 +68,10 @@ func TestDaemonStartupFailures(t *testing.T) {
 			want: []string{"daemon: transport", fmt.Sprintf(":%d", busyUDP), "address already in use"}},
 		{name: "control socket path under a file", daemon: "dataplane: none", socket: filepath.Join(regular, "cygnet.sock"),
 			want: []string{"control", "cygnet.sock"}},
+		{name: "bad CYGNET_PPROF", daemon: "dataplane: none", env: []string{"CYGNET_PPROF=6060"},
+			want: []string{"CYGNET_PPROF", "host:port", `"6060"`}},
+		{name: "pprof address in use", daemon: "dataplane: none", env: []string{"CYGNET_PPROF=" + busyTCP.Addr().String()},
+			want: []string{"pprof", busyTCP.Addr().String(), "address already in use"}},
 		{name: "metrics address in use", daemon: "dataplane: none\n  metrics: " + busyTCP.Addr().String(),
 			want: []string{"metrics", busyTCP.Addr().String(), "address already in use"}},
 		// A TUN device cannot take the name of an existing interface of
@@ -105,6 +110,12 @@ func TestDaemonStartupFailures(t *testing.T) {
 			} else {
 				cmd = exec.CommandContext(ctx, bin, "daemon", "-c", conf)
 			}
+			// Keep the harness's marker (ns.Command set Env); drop a
+			// CYGNET_PPROF of the caller's.
+			if cmd.Env == nil {
+				cmd.Env = os.Environ()
+			}
+			cmd.Env = append(slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "CYGNET_PPROF=") }), tc.env...)
 			var stdout, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			cmd.WaitDelay = time.Second

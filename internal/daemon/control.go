@@ -365,5 +365,5 @@ func daemonSettingsChanged(a, b config.Daemon) bool {
 	a.Log, b.Log = config.LogSettings{}, config.LogSettings{}
 	return !slices.Equal(a.Listen, b.Listen) || a.Port != b.Port || a.NATPort != b.NATPort ||
 		a.Socket != b.Socket || a.Dataplane != b.Dataplane || a.TUN != b.TUN ||
-		a.Keylog != b.Keylog || a.Metrics != b.Metrics
+		a.Keylog != b.Keylog || a.Metrics != b.Metrics || a.Pprof != b.Pprof
 }

@@ -33,6 +33,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,6 +106,9 @@ type Options struct {
 	// LogLevel, if set, is the level of Logger's handler: Reload sets it
 	// from daemon.log.level.
 	LogLevel *slog.LevelVar
+	// Pprof, if set, is the host:port of the profiling endpoint, instead
+	// of daemon.pprof (cygnet daemon takes it from $CYGNET_PPROF).
+	Pprof string
 	// RouteSource returns the source address the host would use towards
 	// dst, for connections without local_addrs on a wildcard listener
 	// (nil: ask the kernel with a connected UDP socket).
@@ -125,6 +129,7 @@ type Daemon struct {
 	keylog           *keylog.Writer
 	stats            *stats
 	metricsAddr      atomic.Value // string
+	pprofAddr        atomic.Value // string
 
 	cfgs    atomic.Pointer[configSet]
 	ifIDs   ifIDs // the connections' if_id by request ID (kernel.go)
@@ -325,7 +330,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	cfg := d.Config()
 	var ctl *control.Server
-	var metricsSrv *http.Server
+	var metricsSrv, pprofSrv *http.Server
 	var err error
 	if !d.opts.NoControl && cfg.Daemon.Socket != "" {
 		if ctl, err = control.Listen(cfg.Daemon.Socket, d, d.log); err != nil {
@@ -334,6 +339,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if err == nil && cfg.Daemon.Metrics != "" {
 		metricsSrv, err = d.serveMetrics(cfg.Daemon.Metrics)
+	}
+	pprofAddr := cmp.Or(d.opts.Pprof, cfg.Daemon.Pprof)
+	if err == nil && pprofAddr != "" {
+		pprofSrv, err = d.servePprof(pprofAddr)
 	}
 	if err == nil {
 		ike, nat := d.Ports()
@@ -352,8 +361,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.bgMu.Unlock()
 	d.bg.Wait()
 	d.shutdownSAs()
-	if metricsSrv != nil {
-		metricsSrv.Close()
+	for _, srv := range []*http.Server{metricsSrv, pprofSrv} {
+		if srv != nil {
+			srv.Close()
+		}
 	}
 	stopWorkers()
 	wg.Wait()
