@@ -115,6 +115,8 @@ func (w *worker) init() {
 		Log:         d.log,
 		NewIKESPI:   w.newIKESPI,
 		NewChildSPI: d.dp.AllocSPI,
+		// KeysDerived events, with a copy of the keys, only for a key log.
+		KeyLog: d.keylog != nil,
 	}
 	// The half-open limit is the daemon's, shared evenly: each worker's
 	// Responder only counts its own half-open SAs.
@@ -472,6 +474,13 @@ func (w *worker) apply(e *ikeEntry, out sa.Output) {
 	var followups []sa.Output
 	for _, ev := range out.Events {
 		switch ev := ev.(type) {
+		case sa.KeysDerived:
+			// As soon as the SK_* keys exist, before IKE_AUTH (and for
+			// every IKE SA a rekey creates): a capture of an IKE_AUTH that
+			// fails decrypts too.
+			if err := d.keylog.IKE(ev.KeyLog); err != nil {
+				d.log.Warn("key log", "err", err.Error())
+			}
 		case sa.NATDetected:
 			e.natLocalDetected = ev.Local
 			d.log.Debug("NAT detection", "conn", e.conn, "nat_local", ev.Local, "nat_remote", ev.Remote)
@@ -549,9 +558,8 @@ func (w *worker) established(e *ikeEntry, ev sa.Established) {
 	s := ev.SA
 	w.setConn(e, s.Connection)
 	e.localID, e.remoteID = s.LocalID, s.RemoteID
-	if err := d.keylog.IKE(ev.KeyLog); err != nil {
-		d.log.Warn("key log", "err", err.Error())
-	}
+	// Its key log record went out with KeysDerived (Established.KeyLog
+	// repeats it).
 	d.stats.handshakeEstablished(e.initiator)
 	d.log.Debug("IKE SA established", "conn", s.Connection, "initiator", s.Initiator,
 		"spi_i", fmt.Sprintf("%016x", s.SPIi), "spi_r", fmt.Sprintf("%016x", s.SPIr),
