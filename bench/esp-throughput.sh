@@ -10,8 +10,7 @@
 #   -u  also iperf3 UDP at full rate (-b 0), left to right
 #   -S  also the bench/esppeer rows that add the offloads one by one
 #   -R  rows, comma-separated (default swan-swan,cygnet-swan,cygnet-cygnet;
-#       more: esppeer-plain, esppeer-udpgso, esppeer-tso, esppeer-tso-udpgso,
-#       esppeer-gsoconn)
+#       more: esppeer-plain, esppeer-udpgso, esppeer-tso, esppeer-tso-udpgso)
 #   -p  write CPU profiles of the esppeer ends into DIR
 #   -o  also write the table to FILE
 #

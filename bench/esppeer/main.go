@@ -87,7 +87,6 @@ func main() {
 	seed := flag.String("seed", "test", "key seed")
 	batch := flag.Int("batch", 0, "batch size")
 	udpOffload := flag.Bool("udp-offload", true, "UDP GSO/GRO on the transport's NAT-T socket (transport.Config.NoOffload when false)")
-	gso := flag.Bool("gso", false, "send and receive ESP through userspace.GSOConn instead of the transport")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
 
@@ -129,28 +128,12 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	var u interface {
-		Close() error
+	u, err := transport.ListenUDP(transport.Config{Addrs: []netip.Addr{la}, Port: *port + 1, NATPort: *port, NoOffload: !*udpOffload, Log: log}, handler{b})
+	if err != nil {
+		b.Close()
+		fail(err)
 	}
-	stats := func() any { return nil }
-	if *gso {
-		g, err := userspace.ListenGSO(netip.AddrPortFrom(la, uint16(*port)), b)
-		if err != nil {
-			b.Close()
-			fail(err)
-		}
-		b.SetSender(g)
-		u = g
-	} else {
-		t, err := transport.ListenUDP(transport.Config{Addrs: []netip.Addr{la}, Port: *port + 1, NATPort: *port, NoOffload: !*udpOffload, Log: log}, handler{b})
-		if err != nil {
-			b.Close()
-			fail(err)
-		}
-		b.SetTransport(t)
-		u = t
-		stats = func() any { return t.Stats() }
-	}
+	b.SetTransport(u)
 
 	out, in := "a>b", "b>a"
 	spiIn, spiOut := uint32(0xa0000001), uint32(0xb0000001)
@@ -192,7 +175,7 @@ func main() {
 	<-sig
 	c, _ := b.Counters(spiIn)
 	fmt.Printf("counters: in %d packets %d bytes, out %d packets %d bytes, drops %v\n", c.PacketsIn, c.BytesIn, c.PacketsOut, c.BytesOut, c.Drops)
-	fmt.Printf("stats: %+v transport: %+v\n", b.Stats(), stats())
+	fmt.Printf("stats: %+v transport: %+v\n", b.Stats(), u.Stats())
 	u.Close()
 	if err := b.Close(); err != nil {
 		fail(err)

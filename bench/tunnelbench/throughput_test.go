@@ -82,7 +82,6 @@ func rows() map[string]row {
 		"esppeer-udpgso":     esp("esppeer-udpgso", "Cygnet -> Cygnet (esppeer, UDP GSO/GRO)", "-offload=false", "-udp-offload=true"),
 		"esppeer-tso":        esp("esppeer-tso", "Cygnet -> Cygnet (esppeer, TUN TSO/GRO)", "-offload=true", "-udp-offload=false"),
 		"esppeer-tso-udpgso": esp("esppeer-tso-udpgso", "Cygnet -> Cygnet (esppeer, TUN TSO/GRO, UDP GSO/GRO)", "-offload=true", "-udp-offload=true"),
-		"esppeer-gsoconn":    esp("esppeer-gsoconn", "Cygnet -> Cygnet (esppeer, TUN TSO/GRO, userspace.GSOConn)", "-offload=true", "-gso"),
 	}
 }
 

@@ -342,19 +342,8 @@ func (b *Backend) SetTransport(t transport.Endpoint) {
 		b.sender.Store(nil)
 		return
 	}
-	b.SetSender(t)
-}
-
-// SetSender sets the sender of UDP-encapsulated ESP to s (a GSOConn, or
-// anything else that sends ESP). If s has LocalAddrs, as transports do, its
-// ports bypass the route table as with SetTransport.
-func (b *Backend) SetSender(s ESPSender) {
-	if s == nil {
-		b.sender.Store(nil)
-		return
-	}
-	b.bypass(s)
-	b.sender.Store(&senderBox{s})
+	b.bypass(t)
+	b.sender.Store(&senderBox{t})
 }
 
 // bypass keeps the UDP ports s sends from out of the route table.
