@@ -115,6 +115,10 @@ func ipv4HeaderChecksum(h []byte) {
 	binary.BigEndian.PutUint16(h[10:], Checksum(h, 0))
 }
 
+// errNoRoom: a packet has more segments than there are buffers (nothing
+// was written; with more buffers it would fit).
+var errNoRoom = fmt.Errorf("%w: more segments than buffers", ErrTooSmall)
+
 // segment splits pkt, a packet read from a TUN device with virtio-net header
 // hdr, into the packets the kernel would have sent without the offload, the
 // i-th at bufs[i][offset:], and returns how many it wrote (sizes[i] their
@@ -124,7 +128,7 @@ func ipv4HeaderChecksum(h []byte) {
 // needs its checksum (NEEDS_CSUM) gets it.
 func segment(pkt []byte, hdr *virtioNetHdr, bufs [][]byte, sizes []int, offset int) (int, error) {
 	if len(bufs) == 0 {
-		return 0, fmt.Errorf("%w: no buffers", ErrTooSmall)
+		return 0, errNoRoom
 	}
 	if hdr.gsoType == gsoNone {
 		if len(bufs[0]) < offset+len(pkt) {
@@ -189,7 +193,7 @@ func segment(pkt []byte, hdr *virtioNetHdr, bufs [][]byte, sizes []int, offset i
 		nseg = 1
 	}
 	if nseg > len(bufs) {
-		return 0, fmt.Errorf("%w: %d segments for %d buffers", ErrTooSmall, nseg, len(bufs))
+		return 0, fmt.Errorf("%w: %d segments for %d buffers", errNoRoom, nseg, len(bufs))
 	}
 	seq := binary.BigEndian.Uint32(pkt[ipLen+4:])
 	flags := pkt[ipLen+13]

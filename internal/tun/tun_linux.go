@@ -23,9 +23,9 @@ type LinuxConfig struct {
 	// segments, so a TCP sender costs one read per 64 KiB instead of one
 	// per segment. Write needs VirtioNetHdrLen bytes of headroom.
 	Offload bool
-	// Batch is BatchSize(): without Offload, how many packets one Read
-	// collects (it reads on while more are ready); with Offload, the most
-	// segments a super-packet may become. 0 means 128.
+	// Batch is BatchSize(): how many packets one Read returns at most (it
+	// reads on while more are ready, and a super-packet with Offload
+	// becomes up to that many segments). 0 means 128.
 	Batch int
 }
 
@@ -41,12 +41,18 @@ type Linux struct {
 
 	// Read side, used by one goroutine at a time.
 	rbuf []byte // offload: the virtio-net header and a super-packet
-	rdst []byte
-	rn   int
-	rerr error
+	// rpending (offload) is the length of a packet in rbuf that did not
+	// fit the buffers left in the previous Read: the next Read starts
+	// with it.
+	rpending int
+	rdst     []byte
+	rn       int
+	rerr     error
 	// rnonblock: readFd returns EAGAIN instead of waiting.
 	rnonblock bool
 	readF     func(fd uintptr) bool
+	// readPacket is readOne; tests replace it.
+	readPacket func(dst []byte, nonblock bool) (int, error)
 
 	// Write side.
 	wsrc   []byte
@@ -100,6 +106,7 @@ func OpenLinux(cfg LinuxConfig) (*Linux, error) {
 	}
 	t.readF = t.readFd
 	t.writeF = t.writeFd
+	t.readPacket = t.readOne
 	if cfg.Offload {
 		t.rbuf = make([]byte, VirtioNetHdrLen+65535)
 		t.gro = newCoalescer()
@@ -170,38 +177,21 @@ func (t *Linux) readOne(dst []byte, nonblock bool) (int, error) {
 	return t.rn, nil
 }
 
-// Read implements Device.
+// Read implements Device. It blocks for the first packet, then collects
+// what else is ready without sleeping again, until bufs are full. With
+// Offload, a super-packet becomes its segments; one that does not fit the
+// buffers left waits for the next Read.
 func (t *Linux) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
 	if t.offload {
-		for {
-			n, err := t.readOne(t.rbuf, false)
-			if err != nil {
-				return 0, err
-			}
-			if n < VirtioNetHdrLen {
-				continue
-			}
-			var h virtioNetHdr
-			h.decode(t.rbuf)
-			k, err := segment(t.rbuf[VirtioNetHdrLen:n], &h, bufs, sizes, offset)
-			if err != nil {
-				// One bad super-packet must not stop the device.
-				t.dropped.Add(1)
-				if k > 0 {
-					return k, nil
-				}
-				continue
-			}
-			return k, nil
-		}
+		return t.readOffload(bufs, sizes, offset)
 	}
 	if len(bufs[0]) <= offset {
 		return 0, ErrTooSmall
 	}
-	n, err := t.readOne(bufs[0][offset:], false)
+	n, err := t.readPacket(bufs[0][offset:], false)
 	if err != nil {
 		return 0, err
 	}
@@ -209,7 +199,7 @@ func (t *Linux) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	k := 1
 	// Collect what else is ready without sleeping again.
 	for k < len(bufs) && len(bufs[k]) > offset {
-		n, err := t.readOne(bufs[k][offset:], true)
+		n, err := t.readPacket(bufs[k][offset:], true)
 		if err != nil {
 			break
 		}
@@ -217,6 +207,58 @@ func (t *Linux) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		k++
 	}
 	return k, nil
+}
+
+// readOffload is Read with IFF_VNET_HDR: each packet comes into rbuf behind
+// its virtio-net header and is copied (a super-packet segmented) into bufs.
+// Without the gathering, UDP (never a super-packet) would cross the data
+// plane one packet per Read, with no batches for the transport's UDP GSO.
+func (t *Linux) readOffload(bufs [][]byte, sizes []int, offset int) (int, error) {
+	k := 0
+	for k == 0 {
+		n := t.rpending
+		t.rpending = 0
+		if n == 0 {
+			var err error
+			if n, err = t.readPacket(t.rbuf, false); err != nil {
+				return 0, err
+			}
+		}
+		m, err := t.segmentRead(n, bufs, sizes, offset)
+		if err != nil {
+			// One bad super-packet must not stop the device; what it
+			// wrote before failing is whole.
+			t.dropped.Add(1)
+		}
+		k = m
+	}
+	for k < len(bufs) {
+		n, err := t.readPacket(t.rbuf, true)
+		if err != nil {
+			break // nothing more ready (or an error the next Read reports)
+		}
+		m, err := t.segmentRead(n, bufs[k:], sizes[k:], offset)
+		if errors.Is(err, errNoRoom) {
+			t.rpending = n
+			break
+		}
+		if err != nil {
+			t.dropped.Add(1)
+		}
+		k += m
+	}
+	return k, nil
+}
+
+// segmentRead segments the n bytes read into rbuf (virtio-net header
+// first) into bufs.
+func (t *Linux) segmentRead(n int, bufs [][]byte, sizes []int, offset int) (int, error) {
+	if n < VirtioNetHdrLen {
+		return 0, fmt.Errorf("%w: %d bytes without a virtio-net header", ErrMalformed, n)
+	}
+	var h virtioNetHdr
+	h.decode(t.rbuf)
+	return segment(t.rbuf[VirtioNetHdrLen:n], &h, bufs, sizes, offset)
 }
 
 // Write implements Device. With Offload, runs of in-order segments of one
