@@ -362,6 +362,13 @@ func TestMetrics(t *testing.T) {
 		`cygnet_ike_sas{state="CONNECTING"} 0`,
 		`cygnet_child_sas{state="INSTALLED"} 1`,
 		`cygnet_ike_handshakes_total{role="initiator",outcome="established"} 1`)
+	// The transport's traffic (memnet counts as the UDP transport does):
+	// at least IKE_SA_INIT and IKE_AUTH each way.
+	for _, dir := range []string{"in", "out"} {
+		if n := b.alice.metricInt(`cygnet_udp_packets_total{kind="ike",direction="` + dir + `"}`); n < 2 {
+			t.Errorf("alice: %d IKE datagrams %s, want at least 2", n, dir)
+		}
+	}
 	wantMetrics(t, "bob", metricsText(t, b.bob),
 		`cygnet_ike_handshakes_total{role="responder",outcome="established"} 1`)
 

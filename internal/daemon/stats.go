@@ -59,9 +59,11 @@ type stats struct {
 	rekeys, collisions         [2][2]*metrics.Counter
 	handshakeOK, handshakeFail [2]*metrics.Counter // by role: 0 initiator, 1 responder
 	transportMu                sync.Mutex
-	transportSeen              [transport.NumDropReasons]uint64
+	transportSeen              transport.Stats // at the last scrape
 	transportDrops             [transport.NumDropReasons]*metrics.Counter
 	transportStats             func() transport.Stats
+	// The transport's traffic: [0] IKE, [1] ESP; then in, out.
+	udpPackets, udpBytes [2][2]*metrics.Counter
 
 	// The data plane's totals, exported by scrape-time deltas as the
 	// transport's drops are.
@@ -115,6 +117,10 @@ func newStats() *stats {
 	for i, dir := range []string{"in", "out"} {
 		s.espBytes[i] = m.ESPBytes.With(dir)
 		s.espPackets[i] = m.ESPPackets.With(dir)
+		for k, kind := range []string{"ike", "esp"} {
+			s.udpPackets[k][i] = m.UDPPackets.With(kind, dir)
+			s.udpBytes[k][i] = m.UDPBytes.With(kind, dir)
+		}
 	}
 	for r := range dataplane.NumDropReasons {
 		s.espDrops[r] = m.Dropped.With(espDropLabel(r))
@@ -247,12 +253,7 @@ func (s *stats) syncDataplane() {
 	s.transportMu.Lock()
 	defer s.transportMu.Unlock()
 	seen := &s.dataplaneSeen
-	add := func(c *metrics.Counter, now uint64, before *uint64) {
-		if now > *before {
-			c.Add(now - *before)
-			*before = now
-		}
-	}
+	add := addIncrease
 	add(s.espBytes[0], t.BytesIn, &seen.BytesIn)
 	add(s.espBytes[1], t.BytesOut, &seen.BytesOut)
 	add(s.espPackets[0], t.PacketsIn, &seen.PacketsIn)
@@ -262,8 +263,19 @@ func (s *stats) syncDataplane() {
 	}
 }
 
-// syncTransport adds the transport's drops since the last call; the metrics
-// endpoint calls it before every scrape.
+// addIncrease adds to c what a cumulative count gained since before, and
+// remembers now.
+func addIncrease(c *metrics.Counter, now uint64, before *uint64) {
+	if now > *before {
+		c.Add(now - *before)
+		*before = now
+	}
+}
+
+// syncTransport adds the transport's counters' increase since the last
+// call (traffic, drops, errors, offloads); the metrics endpoint calls it
+// before every scrape. The transport counts on its own goroutines without
+// the registry; this is the only place they meet.
 func (s *stats) syncTransport() {
 	if s.transportStats == nil {
 		return
@@ -271,10 +283,21 @@ func (s *stats) syncTransport() {
 	st := s.transportStats()
 	s.transportMu.Lock()
 	defer s.transportMu.Unlock()
+	seen := &s.transportSeen
 	for r := range transport.NumDropReasons {
-		if n := st.Drops[r]; n > s.transportSeen[r] {
-			s.transportDrops[r].Add(n - s.transportSeen[r])
-			s.transportSeen[r] = n
+		addIncrease(s.transportDrops[r], st.Drops[r], &seen.Drops[r])
+	}
+	for k, pair := range [2][2]struct{ now, seen *transport.Counter }{
+		{{&st.IKEIn, &seen.IKEIn}, {&st.IKEOut, &seen.IKEOut}},
+		{{&st.ESPIn, &seen.ESPIn}, {&st.ESPOut, &seen.ESPOut}},
+	} {
+		for dir, c := range pair {
+			addIncrease(s.udpPackets[k][dir], c.now.Packets, &c.seen.Packets)
+			addIncrease(s.udpBytes[k][dir], c.now.Bytes, &c.seen.Bytes)
 		}
 	}
+	addIncrease(s.m.UDPSendErrors, st.SendErrors, &seen.SendErrors)
+	addIncrease(s.m.UDPReceiveErrors, st.ReceiveErrors, &seen.ReceiveErrors)
+	addIncrease(s.m.UDPGSOSends, st.GSOOut, &seen.GSOOut)
+	addIncrease(s.m.UDPGROReceives, st.GROIn, &seen.GROIn)
 }

@@ -53,6 +53,20 @@ type Cygnet struct {
 	// payload (inner) bytes, as the status's bytes_in/bytes_out do. Add per
 	// batch, not per packet: the counter is shared by every CPU.
 	ESPBytes, ESPPackets *CounterVec
+	// cygnet_udp_packets_total{kind,direction} and cygnet_udp_bytes_total
+	// {kind,direction}: what the UDP transport moved on the IKE and NAT-T
+	// ports, kind "ike" or "esp" (UDP-encapsulated), direction "in" or
+	// "out"; bytes are UDP payload without the non-ESP marker. Plain ESP
+	// (IP protocol 50) is not UDP and not counted here.
+	UDPPackets, UDPBytes *CounterVec
+	// cygnet_udp_send_errors_total: datagrams a send did not send;
+	// cygnet_udp_receive_errors_total: receive calls that failed.
+	UDPSendErrors, UDPReceiveErrors *Counter
+	// cygnet_udp_gso_sends_total: sends that carried several ESP packets
+	// in one message (UDP_SEGMENT); cygnet_udp_gro_receives_total:
+	// received datagrams the kernel had coalesced (UDP_GRO), cut apart
+	// again. The packets in them count in cygnet_udp_packets_total.
+	UDPGSOSends, UDPGROReceives *Counter
 }
 
 // NewCygnet registers the daemon's metrics in r. The states, roles, outcomes
@@ -74,6 +88,12 @@ func NewCygnet(r *Registry) *Cygnet {
 		Restarts:          r.NewCounterVec("cygnet_restarts_total", "CHILD_SAs re-initiated or trapped after the peer closed them or died.", "trigger", "action"),
 		ESPBytes:          r.NewCounterVec("cygnet_esp_bytes_total", "ESP payload bytes, by direction.", "direction"),
 		ESPPackets:        r.NewCounterVec("cygnet_esp_packets_total", "ESP packets, by direction.", "direction"),
+		UDPPackets:        r.NewCounterVec("cygnet_udp_packets_total", "UDP datagrams on the IKE and NAT-T ports, by content (IKE or ESP) and direction.", "kind", "direction"),
+		UDPBytes:          r.NewCounterVec("cygnet_udp_bytes_total", "UDP payload bytes on the IKE and NAT-T ports, by content (IKE or ESP) and direction.", "kind", "direction"),
+		UDPSendErrors:     r.NewCounter("cygnet_udp_send_errors_total", "UDP datagrams a send did not send."),
+		UDPReceiveErrors:  r.NewCounter("cygnet_udp_receive_errors_total", "UDP receive calls that failed."),
+		UDPGSOSends:       r.NewCounter("cygnet_udp_gso_sends_total", "UDP sends that carried several ESP packets in one message (UDP_SEGMENT)."),
+		UDPGROReceives:    r.NewCounter("cygnet_udp_gro_receives_total", "Received UDP datagrams that the kernel had coalesced (UDP_GRO)."),
 	}
 	for _, s := range []string{"CONNECTING", "ESTABLISHED", "REKEYING", "DELETING"} {
 		m.IKESAs.With(s)
@@ -100,6 +120,10 @@ func NewCygnet(r *Registry) *Cygnet {
 	for _, d := range []string{"in", "out"} {
 		m.ESPBytes.With(d)
 		m.ESPPackets.With(d)
+		for _, kind := range []string{"ike", "esp"} {
+			m.UDPPackets.With(kind, d)
+			m.UDPBytes.With(kind, d)
+		}
 	}
 	return m
 }
