@@ -274,9 +274,10 @@ func (w *worker) entries() []*ikeEntry {
 
 // dropOthers forgets, without a word to the peer, the established IKE SAs
 // between the identities of the IKE SA keep, after the peer announced
-// INITIAL_CONTACT (RFC 7296 2.4): it has lost them.
-func (d *Daemon) dropOthers(keep uint64, localID, remoteID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// INITIAL_CONTACT (RFC 7296 2.4): it has lost them. It runs in the
+// background (d.background), so that shutdown waits for it.
+func (d *Daemon) dropOthers(ctx context.Context, keep uint64, localID, remoteID string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	d.each(ctx, func(w *worker) {
 		for _, e := range w.entries() {

@@ -139,6 +139,9 @@ type Daemon struct {
 	children sync.Map
 	// acquiring holds the ReqIDs (uint32) of traps whose negotiation runs.
 	acquiring sync.Map
+	// retiring holds the rekeyed CHILD_SAs still in the data plane for ESP
+	// in flight (lifecycle.go).
+	retiring retirements
 	workers   []*worker
 	reloadMu  sync.Mutex // one reload at a time
 	upMu      sync.Mutex // serializes finding-or-creating IKE SAs for up
@@ -368,6 +371,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopWorkers()
 	wg.Wait()
+	// Nothing adds retirements now (the workers are gone); the data plane
+	// is still open for their removal.
+	if n := d.retiring.stop(d.removeRetired); n > 0 {
+		d.log.Debug("removed rekeyed CHILD_SAs before their delay ended", "count", n)
+	}
 	d.closeResources()
 	d.log.Info("daemon stopped")
 	return err

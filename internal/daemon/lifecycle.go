@@ -38,6 +38,70 @@ const (
 // on it (strongSwan's charon.delete_rekeyed_delay, 5 s by default).
 const deleteRekeyedDelay = 5 * time.Second
 
+// retirements are the CHILD_SAs that rekeys replaced and that stay in the
+// data plane for deleteRekeyedDelay (worker.retireChild): one timer each, no
+// goroutine until it fires. At shutdown stop removes them all at once and
+// waits for removals under way, so that nothing touches the data plane after
+// it is closed and no timer outlives the daemon.
+type retirements struct {
+	mu      sync.Mutex
+	stopped bool
+	timers  map[uint32]*time.Timer // by inbound SPI
+	running sync.WaitGroup         // removals that fired and run
+}
+
+// add calls remove(spi) after delay, or at once if stop ran already.
+func (r *retirements) add(spi uint32, delay time.Duration, remove func(uint32)) {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		remove(spi)
+		return
+	}
+	if r.timers == nil {
+		r.timers = make(map[uint32]*time.Timer)
+	}
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		r.mu.Lock()
+		if r.stopped || r.timers[spi] != t {
+			r.mu.Unlock()
+			return // stop took it over
+		}
+		delete(r.timers, spi)
+		r.running.Add(1)
+		r.mu.Unlock()
+		defer r.running.Done()
+		remove(spi)
+	})
+	r.timers[spi] = t
+	r.mu.Unlock()
+}
+
+// stop cancels the timers, removes their SAs now, and waits for removals
+// that had started; later adds remove at once. It reports how many it
+// removed.
+func (r *retirements) stop(remove func(uint32)) int {
+	r.mu.Lock()
+	r.stopped = true
+	timers := r.timers
+	r.timers = nil
+	r.mu.Unlock()
+	for spi, t := range timers {
+		t.Stop()
+		remove(spi)
+	}
+	r.running.Wait()
+	return len(timers)
+}
+
+// pending is how many retired SAs wait for their removal.
+func (r *retirements) pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.timers)
+}
+
 // childKey names one child of one connection.
 type childKey struct{ conn, child string }
 

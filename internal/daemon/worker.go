@@ -405,12 +405,15 @@ func (w *worker) retireChild(e *ikeEntry, spi uint32) {
 	delete(e.children, spi)
 	w.d.children.CompareAndDelete(spi, e)
 	w.d.stats.childRemoved()
-	dp, log := w.d.dp, w.d.log
-	time.AfterFunc(deleteRekeyedDelay, func() {
-		if err := dp.Remove(spi); err != nil {
-			log.Debug("data plane remove of a rekeyed SA", "spi_in", fmt.Sprintf("%08x", spi), "err", err.Error())
-		}
-	})
+	w.d.retiring.add(spi, deleteRekeyedDelay, w.d.removeRetired)
+}
+
+// removeRetired removes a CHILD_SA that a rekey replaced from the data
+// plane, once deleteRekeyedDelay is over or at shutdown.
+func (d *Daemon) removeRetired(spi uint32) {
+	if err := d.dp.Remove(spi); err != nil {
+		d.log.Debug("data plane remove of a rekeyed SA", "spi_in", fmt.Sprintf("%08x", spi), "err", err.Error())
+	}
 }
 
 // send transmits the engine's datagrams.
@@ -572,7 +575,10 @@ func (w *worker) established(e *ikeEntry, ev sa.Established) {
 	if ev.InitialContact {
 		// RFC 7296 2.4: the peer says this is now the only IKE SA between
 		// the two identities; it has lost the others.
-		go d.dropOthers(e.spi, s.LocalID, s.RemoteID)
+		// Not on this worker: the others may be on any worker. A daemon
+		// shutting down drops them all anyway.
+		spi := e.spi
+		d.background(func(ctx context.Context) { d.dropOthers(ctx, spi, s.LocalID, s.RemoteID) })
 	}
 }
 
