@@ -142,9 +142,9 @@ type Daemon struct {
 	// retiring holds the rekeyed CHILD_SAs still in the data plane for ESP
 	// in flight (lifecycle.go).
 	retiring retirements
-	workers   []*worker
-	reloadMu  sync.Mutex // one reload at a time
-	upMu      sync.Mutex // serializes finding-or-creating IKE SAs for up
+	workers  []*worker
+	reloadMu sync.Mutex // one reload at a time
+	upMu     sync.Mutex // serializes finding-or-creating IKE SAs for up
 
 	ctx     context.Context // Run's; canceled at shutdown
 	stop    context.CancelFunc
