@@ -115,15 +115,47 @@ func startLifecyclePair(t *testing.T, o pairOptions) *lifecyclePair {
 
 // delayProxy forwards UDP between two networks on ports 500 and 4500, as a
 // NAT would (a's side talks to aAddr, b's side to bAddr, each port to the
-// same port), and holds CREATE_CHILD_SA requests for a while: two rekeys
-// started within that time of each other are sure to cross (RFC 7296
-// 2.8.1). ESP, the other IKE messages and NAT-keepalives pass at once.
+// same port), and holds CREATE_CHILD_SA requests back until the other end's
+// request arrives too (or for delay): two rekeys started within that time of
+// each other are sure to cross (RFC 7296 2.8.1). ESP, the other IKE messages and NAT-keepalives pass at once.
 // (The kernel here has no netem qdisc to delay packets.)
 type delayProxy struct {
 	delay   time.Duration
 	held    atomic.Int64
 	wg      sync.WaitGroup
 	sockets []net.PacketConn
+
+	mu      sync.Mutex
+	pending []func() // held requests, released together
+}
+
+// hold keeps a CREATE_CHILD_SA request back. Held requests are released
+// together: as soon as a second one is held (two rekeys, one from each end),
+// or after the delay. Releasing each one a fixed time after its own arrival
+// would let the first request be answered before the second one reaches its
+// peer when the two rekeys start a few milliseconds apart: then the second
+// end sees no crossing, only a finished rekey, and there is no collision.
+func (p *delayProxy) hold(send func()) {
+	p.held.Add(1)
+	p.mu.Lock()
+	p.pending = append(p.pending, send)
+	n := len(p.pending)
+	p.mu.Unlock()
+	if n >= 2 {
+		p.release()
+		return
+	}
+	time.AfterFunc(p.delay, p.release)
+}
+
+func (p *delayProxy) release() {
+	p.mu.Lock()
+	sends := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	for _, send := range sends {
+		send()
+	}
 }
 
 func startDelayProxy(t *testing.T, ns *testbed.Netns, aAddr netip.AddrPort, aPeer netip.Addr, bAddr netip.AddrPort, bPeer netip.Addr, delay time.Duration) *delayProxy {
@@ -176,8 +208,7 @@ func (p *delayProxy) forward(in, out net.PacketConn, to net.Addr, natt bool) {
 			// RFC 7296 3.1: the exchange type at octet 18 (36:
 			// CREATE_CHILD_SA), the flags at 19 (0x20: response).
 			if len(ike) >= 28 && ike[18] == 36 && ike[19]&0x20 == 0 {
-				p.held.Add(1)
-				time.AfterFunc(p.delay, func() { out.WriteTo(d, to) })
+				p.hold(func() { out.WriteTo(d, to) })
 				continue
 			}
 			out.WriteTo(d, to)
