@@ -2,11 +2,14 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cygnet-ipsec/cygnet/internal/config"
+	"github.com/cygnet-ipsec/cygnet/internal/dataplane"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/sa"
 )
 
@@ -305,6 +308,44 @@ func (d *Daemon) Rekey(ctx context.Context, conn, child string) error {
 		return fmt.Errorf("daemon: the IKE SA of connection %q is being rekeyed already", conn)
 	}
 	d.log.Info("rekey requested", "conn", conn, "child", child, "started", children)
+	return nil
+}
+
+// Uninstall removes the trap policies of conn's children (or of child
+// only), as `swanctl --uninstall` does: those of start_action trap and those
+// that close_action or dpd_action trap installed. Down, like `swanctl
+// --terminate`, leaves them: the next matching packet negotiates again.
+// Uninstall touches no SA; a reload that changes the connection, or a
+// close_action/dpd_action trap that applies later, installs them again.
+// It is the daemon's side of a command the control API does not have yet.
+func (d *Daemon) Uninstall(ctx context.Context, conn, child string) error {
+	cs := d.cfgs.Load()
+	c, _ := cs.lookup(conn)
+	if c == nil {
+		return fmt.Errorf("daemon: no connection %q", conn)
+	}
+	if child != "" && c.Child(child) == nil {
+		return fmt.Errorf("daemon: connection %q has no child %q", conn, child)
+	}
+	var removed []string
+	for reqid, ref := range cs.traps {
+		if ref.conn != conn || child != "" && ref.child != child {
+			continue
+		}
+		if err := d.dp.Untrap(reqid); err == nil {
+			removed = append(removed, ref.child)
+		} else if !errors.Is(err, dataplane.ErrUnknownTrap) {
+			return fmt.Errorf("daemon: removing the trap policy of %s/%s: %w", conn, ref.child, err)
+		}
+	}
+	if len(removed) == 0 {
+		if child != "" {
+			return fmt.Errorf("daemon: child %q of connection %q has no trap policy installed", child, conn)
+		}
+		return fmt.Errorf("daemon: connection %q has no trap policy installed", conn)
+	}
+	slices.Sort(removed)
+	d.log.Info("trap policies uninstalled", "conn", conn, "children", fmt.Sprint(removed))
 	return nil
 }
 

@@ -346,3 +346,57 @@ func TestDeadPeerAction(t *testing.T) {
 		b.bob.stop()
 	})
 }
+
+// TestDownKeepsTrapUninstallRemoves: as in strongSwan, Down (swanctl
+// --terminate) leaves a trap that close_action installed, so the next
+// packet brings the SAs back; Uninstall (swanctl --uninstall) removes it.
+func TestDownKeepsTrapUninstallRemoves(t *testing.T) {
+	b := userspaceBench(t, func(o *benchOptions) { o.alice.netChild = "close_action: trap" })
+	ctx := context.Background()
+	if err := b.alice.up("site", "net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.alice.d.Uninstall(ctx, "site", ""); err == nil || err.Error() != `daemon: connection "site" has no trap policy installed` {
+		t.Errorf("Uninstall without a trap: %v", err)
+	}
+	if err := b.bob.d.Down(ctx, "site"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "close_action's trap policy", func() bool { return len(b.alice.us.Traps()) == 1 })
+	waitUntil(t, "the SAs after a packet hit the trap", func() bool {
+		b.alice.inject(ipv4UDP("10.1.0.1", "10.2.0.1", "knock"))
+		time.Sleep(10 * time.Millisecond)
+		return oneEach("net")(b.alice.status())
+	})
+	if err := b.alice.d.Down(ctx, "site"); err != nil {
+		t.Fatal(err)
+	}
+	b.alice.waitStatus("down", noSAs)
+	if traps := b.alice.us.Traps(); len(traps) != 1 {
+		t.Fatalf("traps after Down: %v, want close_action's still there", traps)
+	}
+
+	for _, tc := range []struct{ conn, child, err string }{
+		{"nope", "", `daemon: no connection "nope"`},
+		{"site", "nope", `daemon: connection "site" has no child "nope"`},
+		{"site", "more", `daemon: child "more" of connection "site" has no trap policy installed`},
+	} {
+		if err := b.alice.d.Uninstall(ctx, tc.conn, tc.child); err == nil || err.Error() != tc.err {
+			t.Errorf("Uninstall(%q, %q) = %v, want %s", tc.conn, tc.child, err, tc.err)
+		}
+	}
+	if err := b.alice.d.Uninstall(ctx, "site", "net"); err != nil {
+		t.Fatal(err)
+	}
+	if traps := b.alice.us.Traps(); len(traps) != 0 {
+		t.Fatalf("traps after Uninstall: %v", traps)
+	}
+	// A packet now goes nowhere: no acquire, no SA.
+	for range 5 {
+		b.alice.inject(ipv4UDP("10.1.0.1", "10.2.0.1", "knock"))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := b.alice.status(); len(st.IKESAs) != 0 {
+		t.Errorf("SAs after Uninstall and a packet: %+v", st)
+	}
+}
