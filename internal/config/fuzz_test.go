@@ -27,6 +27,7 @@ func FuzzParse(f *testing.F) {
 			"secrets: [{psk: 0x0102}]\nconnections: {a: {<<: *c}, b: {<<: [*c], children: {n: {local_ts: [\"dynamic[tcp/80]\"]}}}}\n",
 		"daemon: {port: 500, listen: [\"::1\"], log: {level: debug}}\n",
 		"connections:\n  c:\n    children:\n      n: {rekey_bytes: 10, life_bytes: 5}\n",
+		"daemon: {pprof: \"127.0.0.1:6060\"}\nconnections:\n  c:\n    rekey_time: 1h\n    rand_time: 5m\n    children:\n      n: {rekey_time: 10m, rand_time: 0}\n",
 		"a: &a [*a]\n",
 		"connections: &c {x: *c}\n",
 		"- [\n",
