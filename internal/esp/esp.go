@@ -24,8 +24,7 @@ import (
 	"io"
 	"log/slog"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
+	"github.com/cygnet-ipsec/cygnet/internal/ike/algs"
 	"github.com/cygnet-ipsec/cygnet/internal/ike/wire"
 )
 
@@ -160,11 +159,16 @@ var (
 // values hold only expanded keys, and the HMAC is kept as marshaled states
 // that each packet restores into a pooled hash.
 type suite struct {
-	aead  cipher.AEAD  // AES-GCM or ChaCha20-Poly1305; nil for AES-CBC
-	gcm8  bool         // aead is 16-octet GCM whose tag is cut to 8 (RFC 4106 8.1)
-	salt  [4]byte      // AEAD nonce prefix (RFC 4106 4, RFC 7634 2)
-	block cipher.Block // AES-CBC
-	mac   *hmacKey     // AES-CBC's integrity; nil only in tests
+	aead cipher.AEAD // AES-GCM or ChaCha20-Poly1305 (algs); nil for AES-CBC
+	// sealRoom and openRoom are the spare capacity past their output that
+	// aead's Seal and Open need so as not to allocate: AES-GCM-8 works with
+	// the full 16-octet GCM tag (algs.GCM8Tailroom past the plaintext), 8
+	// octets past a sealed packet and 16 past an opened payload; 0 for
+	// the others.
+	sealRoom, openRoom int
+	salt               [4]byte      // AEAD nonce prefix (RFC 4106 4, RFC 7634 2)
+	block              cipher.Block // AES-CBC
+	mac                *hmacKey     // AES-CBC's integrity; nil only in tests
 
 	ivLen  int // explicit IV in each packet
 	icvLen int
@@ -226,37 +230,18 @@ func newSuite(c *Config) (*suite, error) {
 	if len(c.EncrKey) != keyLen/8+len(s.salt) {
 		return nil, fmt.Errorf("esp: AEAD key material is %d bytes, want %d (key and 4-byte salt)", len(c.EncrKey), keyLen/8+len(s.salt))
 	}
-	key := c.EncrKey[:keyLen/8]
-	copy(s.salt[:], c.EncrKey[keyLen/8:])
-	s.ivLen, s.align = 8, 4 // RFC 4106 3.1, RFC 7634 2; RFC 4303 2.4
-	var err error
-	switch c.Encr {
-	case wire.ENCR_CHACHA20_POLY1305:
-		s.aead, err = chacha20poly1305.New(key)
-		s.icvLen = 16
-	default:
-		var block cipher.Block
-		block, err = aes.NewCipher(key)
-		if err != nil {
-			break
-		}
-		switch c.Encr {
-		case wire.ENCR_AES_GCM_8:
-			// Go's GCM refuses tags under 12 octets. GCM's tag is a MAC
-			// truncated from the left (NIST SP 800-38D 5.2.1.2), so a 16-octet
-			// GCM yields the 8-octet ICV as its first 8 octets.
-			s.aead, err = cipher.NewGCM(block)
-			s.gcm8, s.icvLen = true, 8
-		case wire.ENCR_AES_GCM_12:
-			s.aead, err = cipher.NewGCMWithTagSize(block, 12)
-			s.icvLen = 12
-		default:
-			s.aead, err = cipher.NewGCM(block)
-			s.icvLen = 16
-		}
-	}
+	// The same AEADs as IKE's SK payloads (RFC 5282 and RFC 4106 share
+	// the transforms), AES-GCM-8 included.
+	e := algs.LookupEncr(c.Encr)
+	aead, salt, err := e.NewAEAD(c.EncrKey)
 	if err != nil {
 		return nil, fmt.Errorf("esp: %w", err)
+	}
+	s.aead = aead
+	copy(s.salt[:], salt)
+	s.ivLen, s.align, s.icvLen = e.IVLen, e.BlockSize, e.ICVLen // RFC 4106 3.1, RFC 7634 2; RFC 4303 2.4
+	if c.Encr == wire.ENCR_AES_GCM_8 {
+		s.sealRoom, s.openRoom = algs.GCM8Tailroom-e.ICVLen, algs.GCM8Tailroom
 	}
 	return s, nil
 }
@@ -283,18 +268,4 @@ func allowedInMode(m Mode, nh uint8) bool {
 		return true
 	}
 	return nh == ProtoIPv4 || nh == ProtoIPv6 || nh == ProtoNone
-}
-
-// sliceForAppend extends in by n bytes, reallocating only when cap(in) is
-// too small, and returns the whole slice and the extension (crypto/cipher's
-// idiom).
-func sliceForAppend(in []byte, n int) (head, tail []byte) {
-	if total := len(in) + n; cap(in) >= total {
-		head = in[:total]
-	} else {
-		head = make([]byte, total)
-		copy(head, in)
-	}
-	tail = head[len(in):]
-	return
 }

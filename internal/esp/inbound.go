@@ -1,10 +1,10 @@
 package esp
 
 import (
-	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"golang.org/x/sys/cpu"
@@ -117,11 +117,10 @@ func (in *Inbound) Open(dst, packet []byte) ([]byte, uint8, error) {
 		return dst, 0, ErrReplay
 	}
 
-	outLen := ctLen
-	if s.gcm8 {
-		outLen += 16 // see openGCM8; still <= len(packet)
-	}
-	head, out := sliceForAppend(dst, outLen)
+	// With room past the plaintext for the AEAD to open in place (AES-GCM-8:
+	// 16 octets, still within len(packet)).
+	head := slices.Grow(dst, ctLen+s.openRoom)[:len(dst)+ctLen]
+	out := head[len(dst):]
 	iv := packet[headerLen : headerLen+s.ivLen]
 	sealed := packet[headerLen+s.ivLen:] // ciphertext | ICV
 	ct := sealed[:ctLen]
@@ -136,12 +135,7 @@ func (in *Inbound) Open(dst, packet []byte) ([]byte, uint8, error) {
 		if in.esn {
 			aad = esnAAD(sc, in.spi, seq)
 		}
-		if s.gcm8 {
-			if !openGCM8(s.aead, out, sc.nonce[:], ct, sealed[ctLen:], aad) {
-				in.auth.Add(1)
-				return dst, 0, ErrAuth
-			}
-		} else if _, err := s.aead.Open(out[:0], sc.nonce[:], sealed, aad); err != nil {
+		if _, err := s.aead.Open(out[:0], sc.nonce[:], sealed, aad); err != nil {
 			in.auth.Add(1)
 			return dst, 0, ErrAuth
 		}
@@ -197,28 +191,6 @@ func (in *Inbound) Open(dst, packet []byte) ([]byte, uint8, error) {
 	in.packets.Add(1)
 	in.bytes.Add(uint64(n))
 	return head[:len(dst)+n], nh, nil
-}
-
-// openGCM8 verifies and decrypts AES-GCM with an 8-octet ICV using Go's
-// 16-octet GCM, which cannot open it: it recomputes the full tag over the
-// received ciphertext and compares the ICV with the tag's first 8 octets in
-// constant time (NIST SP 800-38D 5.2.1.2: the ICV is MSB_64 of the tag).
-// GCM encryption is ciphertext = plaintext XOR keystream, so Seal serves as
-// the raw decryption: sealing ct yields the plaintext; sealing that yields
-// ct again with the true tag; sealing ct once more, after the ICV has
-// verified, yields the plaintext for the caller. Three passes, no extra
-// buffer, and unauthenticated plaintext never outlives the check.
-// out needs len(ct)+16 bytes of capacity.
-func openGCM8(aead cipher.AEAD, out, nonce, ct, icv, aad []byte) bool {
-	n := len(ct)
-	aead.Seal(out[:0], nonce, ct, aad)
-	full := aead.Seal(out[:0], nonce, out[:n], aad)
-	if subtle.ConstantTimeCompare(full[n:n+8], icv) != 1 {
-		clear(out[:n+16])
-		return false
-	}
-	aead.Seal(out[:0], nonce, out[:n], aad)
-	return true
 }
 
 // InboundCounters is a snapshot of an Inbound's counters.

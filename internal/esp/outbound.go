@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync/atomic"
 
 	"golang.org/x/sys/cpu"
@@ -162,12 +163,9 @@ func (o *Outbound) seal(dst, payload []byte, nextHeader uint8, seq uint64, iv []
 	padded := (n + 2 + s.align - 1) &^ (s.align - 1)
 	padLen := padded - n - 2
 	total := headerLen + s.ivLen + padded + s.icvLen
-	extra := 0
-	if s.gcm8 {
-		extra = 8
-	}
-	head, pkt := sliceForAppend(dst, total+extra)
-	head = head[:len(dst)+total]
+	// With room past the packet for the AEAD to seal in place.
+	head := slices.Grow(dst, total+s.sealRoom)[:len(dst)+total]
+	pkt := head[len(dst):]
 	body := pkt[headerLen+s.ivLen : headerLen+s.ivLen+padded]
 	// Copy first: payload may overlap pkt anywhere (copy is a memmove).
 	copy(body, payload)
@@ -185,7 +183,7 @@ func (o *Outbound) seal(dst, payload []byte, nextHeader uint8, seq uint64, iv []
 
 // protect fills in SPI and sequence number, IV and ICV of pkt, a packet of
 // exactly the SA's layout whose plaintext is in place, and encrypts it (with
-// 8 bytes of spare capacity for GCM-8).
+// sealRoom bytes of spare capacity).
 func (o *Outbound) protect(pkt []byte, seq uint64, iv []byte) error {
 	s := o.s
 	binary.BigEndian.PutUint32(pkt[0:4], o.spi)
@@ -208,8 +206,6 @@ func (o *Outbound) protect(pkt []byte, seq uint64, iv []byte) error {
 		copy(sc.nonce[:4], s.salt[:])
 		copy(sc.nonce[4:], ivb)
 		s.aead.Seal(body[:0], sc.nonce[:], body, o.aad(sc, pkt, seq))
-		// GCM-8: the 16-octet tag overran the packet by 8; its first 8
-		// octets are the ICV (RFC 4106 8.1) and the packet ends after them.
 		return nil
 	}
 

@@ -3,6 +3,7 @@ package esp
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 )
 
 // Small helpers for the two modes (RFC 4303 3.1). In tunnel mode the whole
@@ -168,7 +169,8 @@ func FixTransportHeader(header []byte, proto uint8, payloadLen int) error {
 // header with FixTransportHeader(proto, len(payload)), and returns the
 // updated slice.
 func JoinTransport(dst, header []byte, proto uint8, payload []byte) ([]byte, error) {
-	head, tail := sliceForAppend(dst, len(header)+len(payload))
+	head := slices.Grow(dst, len(header)+len(payload))[:len(dst)+len(header)+len(payload)]
+	tail := head[len(dst):]
 	copy(tail, header)
 	copy(tail[len(header):], payload)
 	if err := FixTransportHeader(tail[:len(header)], proto, len(payload)); err != nil {

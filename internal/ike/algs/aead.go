@@ -4,9 +4,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -46,27 +46,39 @@ const (
 
 var errOpen = errors.New("algs: message authentication failed")
 
-// gcm8 is AES-GCM with an 8-octet ICV (RFC 4106 and RFC 5282: ENCR_AES_GCM_8).
-// Go's cipher.NewGCMWithTagSize refuses tags shorter than 12 octets, so it is
-// built on the standard 16-octet GCM: the ICV is the leftmost 8 octets of the
-// full tag (NIST SP 800-38D 5.2.1.2, MSB_t). Seal truncates the full tag;
-// Open decrypts with the GCM keystream (AES-CTR starting at inc32(J0)) and
-// then recomputes the full tag over the received ciphertext by sealing the
-// recovered plaintext again, comparing its first 8 octets in constant time.
+// gcm8 is AES-GCM with an 8-octet ICV (RFC 4106 and RFC 5282: ENCR_AES_GCM_8),
+// for IKE and ESP alike. Go's cipher.NewGCMWithTagSize refuses tags shorter
+// than 12 octets, so it is built on the standard 16-octet GCM: the ICV is
+// the leftmost 8 octets of the full tag (NIST SP 800-38D 5.2.1.2, MSB_t).
+//
+// GCM encrypts with AES-CTR, ciphertext = plaintext XOR keystream, so the
+// full GCM's Seal also serves as raw decryption. Seal seals with the full
+// tag and cuts it; Open decrypts the ciphertext, seals the result again
+// (which reproduces the ciphertext and yields the full tag over it),
+// compares the tag's first 8 octets with the ICV in constant time, and
+// only then decrypts for the caller, so that unauthenticated plaintext
+// never outlives the check. Neither allocates when dst has spare capacity
+// for the plaintext and a full tag (cap(dst)-len(dst) >= plaintext + 16:
+// the ESP data path's case); the bytes past the result that this uses are
+// restored. Otherwise they work in a fresh buffer.
 //
 // Only 12-octet nonces are supported, which is what IKE and ESP use (4-octet
 // salt and 8-octet IV, RFC 5282 4 and RFC 4106 4).
 type gcm8 struct {
-	block cipher.Block
-	full  cipher.AEAD
+	full cipher.AEAD
 }
+
+// GCM8Tailroom is the spare capacity, past the plaintext, that the
+// ENCR_AES_GCM_8 AEAD's Seal and Open need in dst so as not to allocate:
+// room for the full GCM tag.
+const GCM8Tailroom = gcmTagSize
 
 func newGCM8(block cipher.Block) (cipher.AEAD, error) {
 	full, err := cipher.NewGCM(block)
 	if err != nil {
 		return nil, err
 	}
-	return &gcm8{block: block, full: full}, nil
+	return &gcm8{full: full}, nil
 }
 
 func (g *gcm8) NonceSize() int { return gcmNonceSize }
@@ -77,7 +89,8 @@ func (g *gcm8) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 		panic("algs: incorrect nonce length given to AES-GCM-8")
 	}
 	n := len(plaintext)
-	ret, out := sliceForAppend(dst, n+gcm8TagSize)
+	ret := slices.Grow(dst, n+gcm8TagSize)[:len(dst)+n+gcm8TagSize]
+	out := ret[len(dst):]
 	if cap(out) >= n+gcmTagSize &&
 		!anyOverlap(out[n:n+gcmTagSize], plaintext) &&
 		!anyOverlap(out[n:n+gcmTagSize], additionalData) {
@@ -104,23 +117,45 @@ func (g *gcm8) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 		return nil, errOpen
 	}
 	n := len(ciphertext) - gcm8TagSize
-	ct, tag := ciphertext[:n], ciphertext[n:]
-	ret, out := sliceForAppend(dst, n)
-
-	// GCM encrypts with AES-CTR from inc32(J0); for a 96-bit IV,
-	// J0 = IV || 0^31 || 1 (SP 800-38D 7.1), so the first counter block is
-	// IV || 00000002. Copy the tag first: out may overlap ciphertext.
+	ct := ciphertext[:n]
+	// Copy the ICV first: out may overlap ciphertext.
 	var icv [gcm8TagSize]byte
-	copy(icv[:], tag)
-	var ctr [aes.BlockSize]byte
-	copy(ctr[:], nonce)
-	binary.BigEndian.PutUint32(ctr[gcmNonceSize:], 2)
-	cipher.NewCTR(g.block, ctr[:]).XORKeyStream(out, ct)
+	copy(icv[:], ciphertext[n:])
+	ret := slices.Grow(dst, n)[:len(dst)+n]
+	out := ret[len(dst):]
 
-	// Sealing the recovered plaintext reproduces the received ciphertext
-	// and yields the full tag over it.
-	resealed := g.full.Seal(make([]byte, 0, n+gcmTagSize), nonce, out, additionalData)
-	if subtle.ConstantTimeCompare(resealed[n:n+gcm8TagSize], icv[:]) != 1 {
+	// work holds n octets and the full tag: out itself when it has the
+	// room and GCM accepts it (exactly in place, or apart from the
+	// ciphertext; never on the additional data), else a fresh buffer.
+	useOut := false
+	if cap(out) >= n+gcmTagSize {
+		w := out[:n+gcmTagSize]
+		inPlace := &w[0] == &ciphertext[0]
+		useOut = (inPlace || !anyOverlap(w, ciphertext)) && !anyOverlap(w, additionalData)
+	}
+	var work []byte
+	var saved [gcmTagSize]byte
+	if useOut {
+		work = out[:n+gcmTagSize]
+		copy(saved[:], work[n:])
+	} else {
+		work = make([]byte, n+gcmTagSize)
+	}
+	g.full.Seal(work[:0], nonce, ct, additionalData) // work[:n] = plaintext
+	full := g.full.Seal(work[:0], nonce, work[:n], additionalData)
+	ok := subtle.ConstantTimeCompare(full[n:n+gcm8TagSize], icv[:]) == 1
+	if ok {
+		g.full.Seal(work[:0], nonce, work[:n], additionalData) // plaintext again
+	}
+	if useOut {
+		copy(work[n:], saved[:])
+	} else {
+		if ok {
+			copy(out, work[:n])
+		}
+		clear(work)
+	}
+	if !ok {
 		clear(out)
 		return nil, errOpen
 	}
@@ -132,17 +167,4 @@ func anyOverlap(x, y []byte) bool {
 	return len(x) > 0 && len(y) > 0 &&
 		uintptr(unsafe.Pointer(&x[0])) <= uintptr(unsafe.Pointer(&y[len(y)-1])) &&
 		uintptr(unsafe.Pointer(&y[0])) <= uintptr(unsafe.Pointer(&x[len(x)-1]))
-}
-
-// sliceForAppend extends in by n bytes, reusing its capacity when it can,
-// and returns the whole slice and the n new bytes (as crypto/cipher does).
-func sliceForAppend(in []byte, n int) (head, tail []byte) {
-	if total := len(in) + n; cap(in) >= total {
-		head = in[:total]
-	} else {
-		head = make([]byte, total)
-		copy(head, in)
-	}
-	tail = head[len(in):]
-	return
 }

@@ -204,11 +204,40 @@ func TestGCM8Buffers(t *testing.T) {
 					}
 				}
 			}
-			// Open in place.
+			// Open in place: it may use the spare capacity, and restores
+			// it (the ICV included).
 			copy(buf[3:], want)
 			pt2, err := aead.Open(buf[3:3], nonce, buf[3:3+n+8], aad)
 			if err != nil || !bytes.Equal(pt2, pt) {
 				t.Errorf("len %d: in-place Open = %x, %v", n, pt2, err)
+			}
+			if !bytes.Equal(buf[3+n:3+n+8], want[n:]) {
+				t.Errorf("len %d spare %d: in-place Open did not restore the ICV", n, spare)
+			}
+			for i := 3 + n + 8; i < len(buf); i++ {
+				if buf[i] != 0xee {
+					t.Fatalf("len %d spare %d: Open changed a byte past the ciphertext at %d", n, spare, i)
+				}
+			}
+			// Open into another buffer with spare capacity.
+			out := bytes.Repeat([]byte{0xee}, n+spare)
+			pt3, err := aead.Open(out[:0], nonce, want, aad)
+			if err != nil || !bytes.Equal(pt3, pt) || (n > 0 && &pt3[0] != &out[0]) {
+				t.Errorf("len %d spare %d: Open into spare capacity = %x, %v", n, spare, pt3, err)
+			}
+			for i := n; i < len(out); i++ {
+				if out[i] != 0xee {
+					t.Fatalf("len %d spare %d: Open changed a byte past its result at %d", n, spare, i)
+				}
+			}
+			// A bad ICV: an error, and no plaintext left behind.
+			bad := bytes.Clone(want)
+			bad[n] ^= 1
+			if _, err := aead.Open(out[:0], nonce, bad, aad); err == nil {
+				t.Fatalf("len %d spare %d: Open accepted a bad ICV", n, spare)
+			}
+			if n > 0 && bytes.Contains(out, pt) {
+				t.Errorf("len %d spare %d: plaintext left in dst after a failed Open", n, spare)
 			}
 		}
 		prefix := []byte("prefix")
@@ -223,6 +252,19 @@ func TestGCM8Buffers(t *testing.T) {
 	}
 	if _, err := aead.Open(nil, nonce, make([]byte, 7), aad); err == nil {
 		t.Error("Open accepted a message shorter than the ICV")
+	}
+	// With GCM8Tailroom of spare capacity, neither allocates (the ESP
+	// data path's buffers).
+	pt := bytes.Repeat([]byte{1}, 1400)
+	sealed := make([]byte, 0, len(pt)+GCM8Tailroom)
+	opened := make([]byte, 0, len(pt)+GCM8Tailroom)
+	if n := testing.AllocsPerRun(100, func() {
+		sealed = aead.Seal(sealed[:0], nonce, pt, aad)
+		if _, err := aead.Open(opened[:0], nonce, sealed, aad); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Seal and Open with tailroom: %v allocations", n)
 	}
 	if _, err := aead.Open(nil, nonce[:8], make([]byte, 20), aad); err == nil {
 		t.Error("Open accepted an 8-byte nonce")
