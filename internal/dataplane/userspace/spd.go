@@ -209,27 +209,29 @@ func comparePolicies(a, b *policy) int {
 func buildSPD(pairs []*saPair, traps []*trap) *spd {
 	var ps []policy
 	for _, p := range pairs {
-		for _, l := range p.localTS {
-			for _, r := range p.remoteTS {
-				if l.Start.Is4() != r.Start.Is4() {
-					continue
-				}
-				ps = append(ps, policy{local: l, remote: r, pair: p, seq: p.seq})
-			}
-		}
+		ps = appendPolicies(ps, p.localTS, p.remoteTS, policy{pair: p, seq: p.seq})
 	}
 	for _, t := range traps {
-		for _, l := range t.local {
-			for _, r := range t.remote {
-				if l.Start.Is4() != r.Start.Is4() {
-					continue
-				}
-				ps = append(ps, policy{local: l, remote: r, trap: t, seq: t.seq})
-			}
-		}
+		ps = appendPolicies(ps, t.local, t.remote, policy{trap: t, seq: t.seq})
 	}
 	slices.SortStableFunc(ps, func(a, b policy) int { return comparePolicies(&a, &b) })
 	return &spd{policies: ps}
+}
+
+// appendPolicies appends a copy of pol for each local × remote selector
+// pair of one address family (an IPv4 source never goes with an IPv6
+// destination).
+func appendPolicies(ps []policy, local, remote []dataplane.Selector, pol policy) []policy {
+	for _, l := range local {
+		for _, r := range remote {
+			if l.Start.Is4() != r.Start.Is4() {
+				continue
+			}
+			pol.local, pol.remote = l, r
+			ps = append(ps, pol)
+		}
+	}
+	return ps
 }
 
 // inboundAllowed is the inbound policy check (RFC 4301 5.2, step 4): the

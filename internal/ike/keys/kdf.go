@@ -184,13 +184,7 @@ func DeriveIKEKeys(s algs.Suite, skeyseed, ni, nr []byte, spii, spir uint64) (*I
 	if err != nil {
 		return nil, err
 	}
-	// The seven keys share km's backing array; full slice expressions keep an
-	// append to one from overwriting the next.
-	take := func(n int) []byte {
-		k := km[:n:n]
-		km = km[n:]
-		return k
-	}
+	take := keyCutter(km)
 	return &IKEKeys{
 		SKd:  take(pLen),
 		SKai: take(aLen),
@@ -204,6 +198,18 @@ func DeriveIKEKeys(s algs.Suite, skeyseed, ni, nr []byte, spii, spir uint64) (*I
 
 func appendUint64(b []byte, v uint64) []byte {
 	return append(b, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+// keyCutter returns a function that cuts the next n octets off km (RFC 7296
+// 2.14, 2.17: the keys are taken from KEYMAT in order). The keys share km's
+// backing array; full slice expressions keep an append to one from
+// overwriting the next.
+func keyCutter(km []byte) func(n int) []byte {
+	return func(n int) []byte {
+		k := km[:n:n]
+		km = km[n:]
+		return k
+	}
 }
 
 // Zero overwrites every key with zeros. Call it when the IKE SA is deleted
@@ -284,11 +290,7 @@ func DeriveChildKeys(prf *algs.PRF, skd []byte, s algs.Suite, ni, nr []byte, sha
 	if err != nil {
 		return nil, err
 	}
-	take := func(n int) []byte {
-		k := km[:n:n]
-		km = km[n:]
-		return k
-	}
+	take := keyCutter(km)
 	return &ChildKeys{
 		EncrI:  take(eLen),
 		IntegI: take(aLen),

@@ -426,6 +426,31 @@ func (sa *IKESA) rankChildren(children []*ChildConfig, tsi, tsr []wire.TrafficSe
 	return out
 }
 
+// freshenOffer draws what each CREATE_CHILD_SA request of the offer sends
+// anew (a first one, and a retry after INVALID_KE_PAYLOAD or
+// TEMPORARY_FAILURE): the nonce Ni (RFC 7296 2.10) and, for PFS, a key pair
+// of the offer's group for KEi (1.3.1), replacing the previous one.
+func (sa *IKESA) freshenOffer(o *childOffer) (ni []byte, ke *wire.KE, err error) {
+	if ni, err = sa.newNonce(); err != nil {
+		return nil, nil, err
+	}
+	o.ni = ni
+	if o.group == wire.KE_NONE {
+		return ni, nil, nil
+	}
+	m := algs.LookupKE(o.group)
+	if m == nil {
+		return nil, nil, errorf("key exchange method %s is not available", keName(o.group))
+	}
+	if o.ke != nil {
+		o.ke.Destroy()
+	}
+	if o.ke, err = m.Generate(sa.rand); err != nil {
+		return nil, nil, errorf("key exchange %s: %v", keName(o.group), err)
+	}
+	return ni, &wire.KE{Group: o.group, Data: o.ke.Public()}, nil
+}
+
 // createChildTask creates one more CHILD_SA with CREATE_CHILD_SA (RFC 7296
 // 1.3.1): SA, Ni, [KE], TSi, TSr, and with PFS one retry after
 // INVALID_KE_PAYLOAD. After TEMPORARY_FAILURE (2.25: the peer is rekeying
@@ -449,24 +474,9 @@ func (t *createChildTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.P
 		o.group = firstKE(o.proposals)
 	}
 	o := t.offer
-	ni, err := sa.newNonce()
+	ni, ke, err := sa.freshenOffer(o)
 	if err != nil {
 		return nil, err
-	}
-	o.ni = ni
-	var ke *wire.KE
-	if o.group != wire.KE_NONE {
-		m := algs.LookupKE(o.group)
-		if m == nil {
-			return nil, errorf("key exchange method %s is not available", keName(o.group))
-		}
-		if o.ke != nil {
-			o.ke.Destroy()
-		}
-		if o.ke, err = m.Generate(sa.rand); err != nil {
-			return nil, errorf("key exchange %s: %v", keName(o.group), err)
-		}
-		ke = &wire.KE{Group: o.group, Data: o.ke.Public()}
 	}
 	return o.payloads(ni, ke), nil
 }

@@ -64,24 +64,9 @@ func (t *rekeyChildTask) build(sa *IKESA, now time.Time, out *Output) ([]wire.Pa
 		t.offer = off
 	}
 	off := t.offer
-	ni, err := sa.newNonce()
+	ni, ke, err := sa.freshenOffer(off)
 	if err != nil {
 		return nil, err
-	}
-	off.ni = ni
-	var ke *wire.KE
-	if off.group != wire.KE_NONE {
-		m := algs.LookupKE(off.group)
-		if m == nil {
-			return nil, errorf("key exchange method %s is not available", keName(off.group))
-		}
-		if off.ke != nil {
-			off.ke.Destroy()
-		}
-		if off.ke, err = m.Generate(sa.rand); err != nil {
-			return nil, errorf("key exchange %s: %v", keName(off.group), err)
-		}
-		ke = &wire.KE{Group: off.group, Data: off.ke.Public()}
 	}
 	o.rekeying = t
 	sa.log.Info("rekeying CHILD_SA", slog.String("child", o.sa.Name), slog.String("spi_in", spi32String(o.sa.InSPI)),
