@@ -64,7 +64,8 @@ var Dimensions = []Dimension{
 	{Name: DimTS, Values: []string{TSEqual, TSNarrowed, TSSeveral}},
 	// Transport mode is rare: strongSwan's kernel-libipsec, the only ESP
 	// this host's strongSwan has, implements tunnel mode alone, so these
-	// cases stop after the IKE negotiation (see the suite).
+	// cases run in the test VM against the kernel's ESP (EnvOf), which
+	// costs a VM boot and software emulation.
 	{Name: DimMode, Values: []string{ModeTunnel, ModeTransport}, Rare: []string{ModeTransport}},
 	{Name: DimOuter, Values: []string{IPv4, IPv6}},
 	{Name: DimInner, Values: []string{IPv4, IPv6}},

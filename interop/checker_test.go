@@ -2,11 +2,14 @@ package interop
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cygnet-ipsec/cygnet/internal/testbed"
 )
@@ -117,24 +120,107 @@ func TestCheckFlagsFailingCases(t *testing.T) {
 }
 
 func TestMatrixRendering(t *testing.T) {
-	r := Result{Case: Generate(Dimensions)[0]}
+	r := Result{Case: Generate(Dimensions)[0], Env: HostEnv}
 	r.Steps = [NumSteps]Step{{Pass, ""}, {Pending, FeatureDataplane}, {Fail, "x | y"}, {Pass, ""}, {}}
 	r.Notes = []string{"a note"}
 	md := Markdown([]Result{r})
-	for _, want := range []string{"| 01 |", "pending: " + FeatureDataplane, "| FAIL |", "**FAIL**", `x \| y`, "wire: did not run", "a note"} {
+	for _, want := range []string{"| 01 |", "| host | kernel-libipsec |", "pending: " + FeatureDataplane, "| FAIL |", "**FAIL**", `x \| y`, "wire: did not run", "a note"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
 	}
 	txt := Text([]Result{r})
-	if !strings.Contains(txt, "01-cygnet-psk") || !strings.Contains(txt, "FAIL") {
+	if !strings.Contains(txt, "01-cygnet-psk") || !strings.Contains(txt, "FAIL") || !strings.Contains(txt, "kernel-libipsec") {
 		t.Errorf("Text:\n%s", txt)
 	}
-	doc := renderDoc([]Result{r, {Case: BrokenCase(2)}}, docInfo{Parallel: "6", Dataplane: "none"})
-	for _, want := range []string{"# Interoperability with strongSwan", "| auth |", "## Pending", "- " + FeatureDataplane} {
+
+	// The document merges the environments' runs: a case from the VM's,
+	// one from the host's, and the rest not run.
+	transport := CasesIn(VMEnv, AllCases())[0]
+	vmResult := Result{Case: transport, Env: VMEnv}
+	for i := range vmResult.Steps {
+		vmResult.Steps[i] = Step{Status: Pass}
+	}
+	doc := renderDoc([]Run{
+		{Env: HostEnv, Results: []Result{r}, Parallel: "6", Dataplane: "userspace", Date: "2026-11-27"},
+		{Env: VMEnv, Results: []Result{vmResult}, Date: "2026-11-28"},
+	})
+	for _, want := range []string{"# Interoperability with strongSwan", "| auth |", "## Pending", "- " + FeatureDataplane,
+		fmt.Sprintf("| %02d |", transport.ID), "| VM | kernel-netlink |", "Host run 2026-11-27, VM run 2026-11-28",
+		"Last runs: 1 passed, 0 incomplete", "no run in the host recorded for this case"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("docs/interop.md lacks %q", want)
 		}
+	}
+}
+
+// TestMergeRuns: every case comes from its environment's run; a case that
+// run lacks, or has in another form (the cases changed since), did not run.
+func TestMergeRuns(t *testing.T) {
+	all := AllCases()
+	pass := func(c Case, env Env) Result {
+		r := Result{Case: c, Env: env}
+		for i := range r.Steps {
+			r.Steps[i] = Step{Status: Pass}
+		}
+		return r
+	}
+	host, vm := Run{Env: HostEnv}, Run{Env: VMEnv}
+	for _, c := range all {
+		if EnvOf(c) == VMEnv {
+			vm.Results = append(vm.Results, pass(c, VMEnv))
+		} else {
+			host.Results = append(host.Results, pass(c, HostEnv))
+		}
+	}
+	// A transport case in the host's run does not count: it belongs in the VM.
+	host.Results = append(host.Results, pass(vm.Results[0].Case, HostEnv))
+	stale := vm.Results[1].Case
+	vm.Results[1].Case.ESP = "aes128gcm16" // recorded before the cases changed
+	merged := mergeRuns([]Run{host, vm})
+	if len(merged) != len(all) {
+		t.Fatalf("%d results for %d cases", len(merged), len(all))
+	}
+	for i, r := range merged {
+		st, why := Verdict(r)
+		switch {
+		case r.Case != all[i]:
+			t.Errorf("result %d is of case %+v, want %+v", i, r.Case, all[i])
+		case r.Case == stale:
+			if st != Fail || !strings.Contains(why, "no run in the VM") {
+				t.Errorf("the stale case: %v %s", st, why)
+			}
+		case st != Pass:
+			t.Errorf("%s: %v %s", r.Case.Name(), st, why)
+		case r.Env != EnvOf(r.Case):
+			t.Errorf("%s from the %s", r.Case.Name(), r.Env.Name)
+		}
+	}
+}
+
+// TestRunRoundTrip: a recorded run reads back as it was written.
+func TestRunRoundTrip(t *testing.T) {
+	r := Result{Case: AllCases()[2], Env: VMEnv, Setup: 1234 * time.Microsecond, Notes: []string{"n"}}
+	r.Steps = [NumSteps]Step{{Pass, ""}, {Fail, "why"}, {Pending, FeatureChildRekey}, {NotRun, "x"}, {Pass, ""}}
+	run := Run{Env: VMEnv, Date: "2026-11-27", Results: []Result{r}, Total: time.Minute, VMTime: 40 * time.Second, Dataplane: "userspace"}
+	path := filepath.Join(t.TempDir(), "run.json")
+	if err := writeRun(path, run); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), `"Status": "pending"`) {
+		t.Errorf("statuses are not written as words:\n%s", b)
+	}
+	got, err := readRun(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, run) {
+		t.Errorf("read back %+v, wrote %+v", got, run)
+	}
+	var st Status
+	if err := st.UnmarshalText([]byte("passed")); err == nil {
+		t.Error("UnmarshalText accepted an unknown status")
 	}
 }
 

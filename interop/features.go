@@ -16,14 +16,6 @@ const (
 	// FeatureChildRekey: CHILD_SA rekeying (RFC 7296 1.3.3) in the engine,
 	// both as initiator (rekey_time) and as responder.
 	FeatureChildRekey = "CHILD_SA rekeying"
-	// FeatureTransport is not Cygnet's: strongSwan's only ESP on this host
-	// is kernel-libipsec (the kernel has no ESP transforms), and libipsec
-	// implements tunnel mode only ("IPsec SA: unsupported mode"). Transport
-	// cases therefore stop after the IKE negotiation, which the suite still
-	// checks (both sides agreed on transport mode, strongSwan failed only
-	// when installing it), and delete the IKE SA. They need strongSwan with
-	// kernel ESP (the VM of vm/) to run further.
-	FeatureTransport = "transport mode in strongSwan"
 )
 
 // Landed lists the features that are in the tree: their symptoms are
@@ -31,5 +23,4 @@ const (
 var Landed = map[string]bool{
 	FeatureDataplane:  true, // 55e2281 daemon: dataplane userspace wired in
 	FeatureChildRekey: true, // 2ff90fe sa: SA lifecycle (CHILD_SA and IKE SA rekeying)
-	FeatureTransport:  false,
 }

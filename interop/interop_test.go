@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,10 +19,12 @@ import (
 )
 
 // The suite: one network namespace for Cygnet, one for strongSwan, joined by
-// a veth pair; one `cygnet daemon` and one charon (kernel-libipsec), each
-// configured with every case's connection. Every case has its own pair of
-// outer addresses on the veth, so the peers pick connections by address and
-// every captured frame belongs to one case. Cases run in parallel.
+// a veth pair; one `cygnet daemon` and one charon, each configured with
+// every case's connection. Every case has its own pair of outer addresses on
+// the veth, so the peers pick connections by address and every captured
+// frame belongs to one case. Cases run in parallel. The same suite runs on
+// the host (charon with kernel-libipsec: the tunnel-mode cases) and in the
+// test VM (charon with kernel-netlink: the transport-mode cases; kernel_test.go).
 
 const (
 	casePSK   = "interop pre-shared key, long enough to be a real one"
@@ -42,6 +43,7 @@ const (
 
 // suite is the shared environment of the matrix.
 type suite struct {
+	env           Env
 	cygNS, swanNS *testbed.Netns
 	cygIf         string
 	charon        *testbed.Charon
@@ -54,6 +56,18 @@ type suite struct {
 	// How Cygnet's rekeys were triggered: `cygnet rekey`, or rekey_time
 	// where the daemon does not implement the command.
 	rekeyCommand, rekeyTimer atomic.Bool
+}
+
+// suiteOptions are what differs between the host's suite and the VM's.
+type suiteOptions struct {
+	env Env
+	// certDir holds the certificates, made beforehand by makeCerts (the
+	// VM's, made on the host); "" makes them in Cygnet's namespace
+	// directory.
+	certDir string
+	// xdg is tshark's configuration home, where Cygnet's key log goes; ""
+	// is a directory in Cygnet's namespace directory.
+	xdg string
 }
 
 // cygnetRekey says how Cygnet's rekeys were triggered in the run.
@@ -83,48 +97,76 @@ func cygnetBinary(t *testing.T, dir string) string {
 	return bin
 }
 
-// TestStrongSwanMatrix runs the interop matrix of issue 7 against strongSwan
-// (charon with kernel-libipsec) in network namespaces, checks every frame
-// Cygnet sent with tshark, prints the matrix, and with -update writes it to
-// docs/interop.md. It needs root, strongSwan, pki, tshark and ping; it
-// skips without them (fails under CYGNET_STRICT=1).
+// TestStrongSwanMatrix runs the host's part of the interop matrix of issue 7
+// (every case but the transport-mode ones, which TestStrongSwanMatrixKernel
+// runs in the VM) against strongSwan (charon with kernel-libipsec) in
+// network namespaces, checks every frame Cygnet sent with tshark, and prints
+// the matrix; with -update it records the run and rewrites docs/interop.md.
+// It needs root, strongSwan, pki, tshark and ping; it skips without them
+// (fails under CYGNET_STRICT=1).
 func TestStrongSwanMatrix(t *testing.T) {
 	testbed.Require(t, "root", "charon", "swanctl", "pki", "tshark", "ping", "tun")
 	start := time.Now()
 
-	cases := Generate(Dimensions)
-	broken := BrokenCase(len(cases) + 1)
-	cases = append(cases, broken)
-	plans := make([]Plan, len(cases))
-	for i, c := range cases {
-		plans[i] = NewPlan(c)
-	}
+	plans := plansIn(HostEnv)
 	if testing.Short() {
 		t.Log("-short: running the broken case and the first four cases only")
 		plans = append(plans[:4:4], plans[len(plans)-1])
 	}
-
-	s := newSuite(t, plans)
+	s := newSuite(t, plans, suiteOptions{env: HostEnv})
 	setupTime := time.Since(start)
+	results := s.runCases(t, plans)
+	casesTime := time.Since(start) - setupTime
 
+	checkWire(t, s.capture.Stop(t), s.xdg, plans, results)
+	total := time.Since(start)
+
+	t.Logf("interop matrix, host (setup %v, cases %v, total %v, data plane %s, Cygnet rekeys by %s):\n%s",
+		setupTime.Round(time.Millisecond), casesTime.Round(time.Millisecond), total.Round(time.Millisecond), s.dataplane, s.cygnetRekey(), Text(results))
+	checkResults(t, results)
+	if *update {
+		if testing.Short() {
+			t.Fatal("-update with -short would write a partial matrix")
+		}
+		updateDoc(t, Run{Env: HostEnv, Results: results, Total: total, Setup: setupTime, Cases: casesTime,
+			Dataplane: s.dataplane, Parallel: defaultParallel, CygnetRekey: s.cygnetRekey()})
+	}
+}
+
+// plansIn lays out the cases of the matrix that run in env.
+func plansIn(env Env) []Plan {
+	var plans []Plan
+	for _, c := range CasesIn(env, AllCases()) {
+		plans = append(plans, NewPlan(c))
+	}
+	return plans
+}
+
+// runCases runs every plan's case in parallel and returns their results.
+func (s *suite) runCases(t *testing.T, plans []Plan) []Result {
 	results := make([]Result, len(plans))
 	t.Run("cases", func(t *testing.T) {
 		for i, p := range plans {
-			results[i].Case = p.Case
+			results[i] = Result{Case: p.Case, Env: s.env}
 			t.Run(p.Case.Name(), func(t *testing.T) {
 				t.Parallel()
 				s.runCase(t, p, &results[i])
 			})
 		}
 	})
-	casesTime := time.Since(start) - setupTime
+	return results
+}
 
-	checkWire(t, s, plans, results)
-	total := time.Since(start)
-
-	t.Logf("interop matrix (setup %v, cases %v, total %v, data plane %s, Cygnet rekeys by %s):\n%s",
-		setupTime.Round(time.Millisecond), casesTime.Round(time.Millisecond), total.Round(time.Millisecond), s.dataplane, s.cygnetRekey(), Text(results))
-	mustSay := map[int][]string{broken.ID: brokenReasons}
+// checkResults fails the test for every problem Check finds, and logs the
+// broken case's failure.
+func checkResults(t *testing.T, results []Result) {
+	t.Helper()
+	mustSay := map[int][]string{}
+	for _, r := range results {
+		if r.Case.ExpectFailure != "" {
+			mustSay[r.Case.ID] = brokenReasons
+		}
+	}
 	for _, problem := range Check(results, mustSay) {
 		t.Error(problem)
 	}
@@ -133,26 +175,42 @@ func TestStrongSwanMatrix(t *testing.T) {
 			t.Logf("the broken case %s failed (Check verifies the reasons): %s", r.Case.Name(), why)
 		}
 	}
-	if *update {
-		if testing.Short() {
-			t.Fatal("-update with -short would write a partial matrix")
-		}
-		doc := renderDoc(results, docInfo{Total: total, Setup: setupTime, Cases: casesTime, Dataplane: s.dataplane, Parallel: defaultParallel, CygnetRekey: s.cygnetRekey()})
-		if err := os.WriteFile("../docs/interop.md", []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Log("wrote ../docs/interop.md")
+}
+
+// updateDoc records run in testdata and renders docs/interop.md from it and
+// the latest recorded run of the other environment.
+func updateDoc(t *testing.T, run Run) {
+	t.Helper()
+	run.Date = time.Now().UTC().Format(time.DateOnly)
+	if err := writeRun(runFile(run.Env), run); err != nil {
+		t.Fatal(err)
 	}
+	runs := []Run{run}
+	for _, env := range []Env{HostEnv, VMEnv} {
+		if env == run.Env {
+			continue
+		}
+		other, err := readRun(runFile(env))
+		if err != nil {
+			t.Logf("no recorded run in the %s (%v): its cases show as not run", env.Name, err)
+			continue
+		}
+		runs = append(runs, other)
+	}
+	if err := os.WriteFile("../docs/interop.md", []byte(renderDoc(runs)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s and ../docs/interop.md", runFile(run.Env))
 }
 
 // brokenReasons must appear in the broken case's failure: Cygnet's one-line
 // reason and strongSwan's log line.
 var brokenReasons = []string{"AUTHENTICATION_FAILED", "MAC mismatched"}
 
-func newSuite(t *testing.T, plans []Plan) *suite {
+func newSuite(t *testing.T, plans []Plan, opts suiteOptions) *suite {
 	t.Helper()
 	start := time.Now()
-	s := &suite{}
+	s := &suite{env: opts.env}
 	s.cygNS, s.swanNS = testbed.NewNetns(t, "icyg"), testbed.NewNetns(t, "iswan")
 	var cygAddrs, swanAddrs []netip.Prefix
 	for _, p := range plans {
@@ -177,46 +235,23 @@ func newSuite(t *testing.T, plans []Plan) *suite {
 	// Frames are recorded from before the daemon starts until checkWire.
 	s.capture = testbed.StartCapture(t, s.cygNS, s.cygIf)
 
-	// Certificates: the CA hierarchies, then each case's pair, in parallel.
-	pkiDir := filepath.Join(s.cygNS.Dir(), "pki")
-	if err := os.Mkdir(pkiDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	var auths []string
-	for _, p := range plans {
-		if !slices.Contains(auths, p.Case.Auth) {
-			auths = append(auths, p.Case.Auth)
+	// Certificates: the CA hierarchies, then each case's pair.
+	var (
+		pki   *suitePKI
+		certs map[int]caseCerts
+		err   error
+	)
+	if opts.certDir != "" {
+		pki, certs, err = existingCerts(opts.certDir, plans)
+	} else {
+		pkiDir := filepath.Join(s.cygNS.Dir(), "pki")
+		if err := os.Mkdir(pkiDir, 0o700); err != nil {
+			t.Fatal(err)
 		}
+		pki, certs, err = makeCerts(pkiDir, plans)
 	}
-	pki, err := newSuitePKI(pkiDir, auths)
 	if err != nil {
 		t.Fatal(err)
-	}
-	certs := map[int]caseCerts{}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	sem := make(chan struct{}, 4)
-	for _, p := range plans {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			c, err := pki.issueCase(p)
-			mu.Lock()
-			defer mu.Unlock()
-			certs[p.Case.ID] = c
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(errs[0])
 	}
 	t.Logf("namespaces and certificates ready after %v", time.Since(start).Round(time.Millisecond))
 
@@ -238,10 +273,14 @@ func newSuite(t *testing.T, plans []Plan) *suite {
 	if err != nil {
 		t.Fatal(err)
 	}
+	plugins := testbed.DefaultPlugins // kernel-libipsec
+	if opts.env.Backend == BackendNetlink {
+		plugins = testbed.KernelPlugins
+	}
 	s.charon = testbed.StartCharon(t, s.swanNS, testbed.CharonConfig{
 		Swanctl: "connections {\n" + conns.String() + "}\nsecrets {\n" + secrets.String() + "}\n",
 		Files:   files,
-		Plugins: append(slices.Clone(testbed.DefaultPlugins), "chapoly"),
+		Plugins: append(slices.Clone(plugins), "chapoly"),
 		// Many SAs at once, no cookies, no IKE SA reuse between cases.
 		ExtraStrongswanConf: "charon {\n\tdos_protection = no\n\tthreads = 32\n}",
 	})
@@ -253,7 +292,10 @@ func newSuite(t *testing.T, plans []Plan) *suite {
 	t.Logf("cygnet built after %v", time.Since(start).Round(time.Millisecond))
 	dir := s.cygNS.Dir()
 	s.socket = filepath.Join(dir, "cygnet.sock")
-	s.xdg = filepath.Join(dir, "xdg")
+	s.xdg = opts.xdg
+	if s.xdg == "" {
+		s.xdg = filepath.Join(dir, "xdg")
+	}
 	var cconns, csecrets strings.Builder
 	for _, p := range plans {
 		rekey := ""
@@ -276,6 +318,7 @@ func newSuite(t *testing.T, plans []Plan) *suite {
 		proc := s.cygNS.Start(t, "cygnet-"+s.dataplane, testbed.StartOptions{}, s.bin, "daemon", "-c", cfgPath)
 		if s.waitDaemon(t, proc) {
 			s.daemon = proc
+			t.Logf("cygnet daemon ready after %v", time.Since(start).Round(time.Millisecond))
 			break
 		}
 		out := proc.Output()

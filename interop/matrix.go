@@ -32,6 +32,25 @@ func (s Status) String() string {
 	return fmt.Sprintf("Status(%d)", uint8(s))
 }
 
+// MarshalText makes a recorded run (testdata/matrix-*.json) readable.
+func (s Status) MarshalText() ([]byte, error) {
+	if s > Pending {
+		return nil, fmt.Errorf("interop: invalid status %d", uint8(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText reads what MarshalText wrote.
+func (s *Status) UnmarshalText(b []byte) error {
+	for st := NotRun; st <= Pending; st++ {
+		if string(b) == st.String() {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("interop: unknown status %q", b)
+}
+
 // Steps of a case, in the order they run. Wire is the conformance check of
 // the case's captured frames, made after all cases ran.
 const (
@@ -56,6 +75,7 @@ type Step struct {
 // Result is one case's outcome.
 type Result struct {
 	Case  Case
+	Env   Env // where it ran
 	Steps [NumSteps]Step
 	Setup time.Duration // from the initiation to both sides established (0: not established)
 	// Notes are facts worth a line in the report that are no step's
@@ -162,6 +182,13 @@ func resultCell(r Result) string {
 	return st.String()
 }
 
+func backendCell(e Env) string {
+	if e.Backend == "" {
+		return "-"
+	}
+	return e.Backend
+}
+
 func setupCell(r Result) string {
 	if r.Setup == 0 {
 		return "-"
@@ -173,10 +200,10 @@ func setupCell(r Result) string {
 func Text(results []Result) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "case\tinitiator\tauth\tIKE\tESP\tTS\tmode\touter/inner\testablish\tping\trekey\tdelete\twire\tsetup\tresult")
+	fmt.Fprintln(w, "case\tinitiator\tauth\tIKE\tESP\tTS\tmode\touter/inner\twhere\tstrongSwan ESP\testablish\tping\trekey\tdelete\twire\tsetup\tresult")
 	for _, r := range results {
 		c := r.Case
-		row := []string{c.Name(), c.Direction, c.Auth, c.IKE, c.ESP, c.TS, c.Mode, c.Outer + "/" + c.Inner}
+		row := []string{c.Name(), c.Direction, c.Auth, c.IKE, c.ESP, c.TS, c.Mode, c.Outer + "/" + c.Inner, r.Env.String(), backendCell(r.Env)}
 		for _, s := range r.Steps {
 			row = append(row, cell(s))
 		}
@@ -191,11 +218,11 @@ func Text(results []Result) string {
 // of every case that did not pass.
 func Markdown(results []Result) string {
 	var b strings.Builder
-	b.WriteString("| # | initiator | auth | IKE proposal | ESP proposal | TS | mode | outer/inner | establish | ping | rekey | delete | wire | setup | result |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| # | initiator | auth | IKE proposal | ESP proposal | TS | mode | outer/inner | where | strongSwan ESP | establish | ping | rekey | delete | wire | setup | result |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		c := r.Case
-		row := []string{fmt.Sprintf("%02d", c.ID), c.Direction, c.Auth, "`" + c.IKE + "`", "`" + c.ESP + "`", c.TS, c.Mode, c.Outer + "/" + c.Inner}
+		row := []string{fmt.Sprintf("%02d", c.ID), c.Direction, c.Auth, "`" + c.IKE + "`", "`" + c.ESP + "`", c.TS, c.Mode, c.Outer + "/" + c.Inner, r.Env.String(), backendCell(r.Env)}
 		if c.ExpectFailure != "" {
 			row[1] = c.Direction + " (broken: " + c.ExpectFailure + ")"
 		}

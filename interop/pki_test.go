@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,15 +79,10 @@ func genKey(path, auth string) error {
 	return pkiRun(path, args...)
 }
 
-// newSuitePKI makes the CA hierarchies and leaf keys for auths in dir,
-// running pki for the different algorithms in parallel.
-func newSuitePKI(dir string, auths []string) (*suitePKI, error) {
+// layoutPKI names the files of the CA hierarchies and leaf keys for auths
+// in dir, without making them.
+func layoutPKI(dir string, auths []string) *suitePKI {
 	s := &suitePKI{dir: dir, auth: map[string]*authPKI{}}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
 	for _, auth := range auths {
 		if _, ok := keyKind[auth]; !ok {
 			continue // PSK
@@ -99,6 +95,21 @@ func newSuitePKI(dir string, auths []string) (*suitePKI, error) {
 		if auth == AuthRSA {
 			a.interCert, a.interKey = base+"-inter.crt", base+"-inter.key"
 		}
+	}
+	return s
+}
+
+// newSuitePKI makes the CA hierarchies and leaf keys for auths in dir,
+// running pki for the different algorithms in parallel.
+func newSuitePKI(dir string, auths []string) (*suitePKI, error) {
+	s := layoutPKI(dir, auths)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, a := range s.auth {
+		auth := a.auth
 		// Keys in parallel, then the CA certificates in order.
 		keys := []string{a.rootKey, a.cygKey, a.swanKey}
 		if a.interKey != "" {
@@ -147,6 +158,17 @@ type caseCerts struct {
 	cyg, swan string
 }
 
+// caseFiles names the case's two certificates (none for PSK).
+func (s *suitePKI) caseFiles(p Plan) caseCerts {
+	if s.auth[p.Case.Auth] == nil {
+		return caseCerts{}
+	}
+	return caseCerts{
+		cyg:  filepath.Join(s.dir, p.CygID+".crt"),
+		swan: filepath.Join(s.dir, p.SwanID+".crt"),
+	}
+}
+
 // issueCase issues the case's two certificates (nothing for PSK).
 func (s *suitePKI) issueCase(p Plan) (caseCerts, error) {
 	a := s.auth[p.Case.Auth]
@@ -154,10 +176,7 @@ func (s *suitePKI) issueCase(p Plan) (caseCerts, error) {
 		return caseCerts{}, nil
 	}
 	caCert, caKey := a.issuer()
-	c := caseCerts{
-		cyg:  filepath.Join(s.dir, p.CygID+".crt"),
-		swan: filepath.Join(s.dir, p.SwanID+".crt"),
-	}
+	c := s.caseFiles(p)
 	for _, leaf := range []struct{ out, key, id string }{{c.cyg, a.cygKey, p.CygID}, {c.swan, a.swanKey, p.SwanID}} {
 		if err := pkiRun(leaf.out, "--issue", "--cacert", caCert, "--cakey", caKey, "--in", leaf.key, "--type", "priv",
 			"--dn", "C=CH, O=Cygnet interop, CN="+leaf.id, "--san", leaf.id, "--lifetime", "365", "--outform", "pem"); err != nil {
@@ -214,4 +233,77 @@ func (s *suitePKI) charonFiles(certs map[int]caseCerts, plans []Plan) (map[strin
 		}
 	}
 	return files, nil
+}
+
+// authsOf lists the auth values of plans, in order of appearance.
+func authsOf(plans []Plan) []string {
+	var auths []string
+	for _, p := range plans {
+		if !slices.Contains(auths, p.Case.Auth) {
+			auths = append(auths, p.Case.Auth)
+		}
+	}
+	return auths
+}
+
+// makeCerts makes every certificate plans need in dir: the CA hierarchies,
+// then each case's pair, four cases at a time.
+func makeCerts(dir string, plans []Plan) (*suitePKI, map[int]caseCerts, error) {
+	pki, err := newSuitePKI(dir, authsOf(plans))
+	if err != nil {
+		return nil, nil, err
+	}
+	certs := map[int]caseCerts{}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	sem := make(chan struct{}, 4)
+	for _, p := range plans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := pki.issueCase(p)
+			mu.Lock()
+			defer mu.Unlock()
+			certs[p.Case.ID] = c
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return pki, certs, errors.Join(errs...)
+}
+
+// existingCerts finds the certificates makeCerts made in dir for plans
+// (in the VM, where the host made them).
+func existingCerts(dir string, plans []Plan) (*suitePKI, map[int]caseCerts, error) {
+	pki := layoutPKI(dir, authsOf(plans))
+	certs := map[int]caseCerts{}
+	var missing []error
+	check := func(paths ...string) {
+		for _, path := range paths {
+			if _, err := os.Stat(path); err != nil {
+				missing = append(missing, err)
+			}
+		}
+	}
+	for _, a := range pki.auth {
+		check(a.rootCert, a.cygKey, a.swanKey)
+		if a.interCert != "" {
+			check(a.interCert)
+		}
+	}
+	for _, p := range plans {
+		c := pki.caseFiles(p)
+		if c.cyg != "" {
+			check(c.cyg, c.swan)
+		}
+		certs[p.Case.ID] = c
+	}
+	return pki, certs, errors.Join(missing...)
 }

@@ -27,8 +27,11 @@ type Plan struct {
 	// Cygnet shares), from each side's point of view.
 	CygLocalTS, CygRemoteTS   []string
 	SwanLocalTS, SwanRemoteTS []string
-	// The same for the PFS child.
+	// The same for the PFS child, configured alike on both sides.
 	PFSCygLocalTS, PFSCygRemoteTS []string
+	// WantPFSLocalTS and WantPFSRemoteTS are the PFS child's selectors
+	// after negotiation, from Cygnet's side.
+	WantPFSLocalTS, WantPFSRemoteTS []string
 
 	// WantLocalTS and WantRemoteTS are what the CHILD_SA's selectors must
 	// be after negotiation, from Cygnet's side, as both peers print them.
@@ -88,7 +91,12 @@ func NewPlan(c Case) Plan {
 		}
 		p.Pings = [][2]netip.Addr{{p.CygOuter, p.SwanOuter}}
 		if p.PFSChild != "" {
-			p.PFSCygLocalTS, p.PFSCygRemoteTS = dyn, dyn
+			// The same two hosts, UDP only: its policy differs from
+			// the first child's (all protocols, or ICMP when
+			// narrowed), and the pings do not take it.
+			p.PFSCygLocalTS, p.PFSCygRemoteTS = []string{"dynamic[udp]"}, []string{"dynamic[udp]"}
+			p.WantPFSLocalTS = []string{hostPrefix(p.CygOuter) + "[udp]"}
+			p.WantPFSRemoteTS = []string{hostPrefix(p.SwanOuter) + "[udp]"}
 		}
 		return p
 	}
@@ -140,6 +148,7 @@ func NewPlan(c Case) Plan {
 		// take the first child's for it.
 		cygPFS, swanPFS := innerBlock(c.Inner, 0xc, i), innerBlock(c.Inner, 0xd, i)
 		p.PFSCygLocalTS, p.PFSCygRemoteTS = strs(cygPFS), strs(swanPFS)
+		p.WantPFSLocalTS, p.WantPFSRemoteTS = p.PFSCygLocalTS, p.PFSCygRemoteTS
 		// kernel-libipsec wants a local address inside its selectors.
 		p.SwanInner = append(p.SwanInner, host(subnet(swanPFS, 1)))
 		p.CygInner = append(p.CygInner, host(subnet(cygPFS, 1)))

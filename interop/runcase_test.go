@@ -2,6 +2,8 @@ package interop
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,13 +40,8 @@ func (s *suite) runCase(t *testing.T, p Plan, r *Result) {
 		return
 	}
 	established := time.Now()
-	if p.Case.Mode == ModeTransport {
-		r.Set(StepPing, Pending, FeatureTransport)
-		r.Set(StepRekey, Pending, FeatureTransport)
-	} else {
-		s.ping(t, p, r, StepPing)
-		s.rekey(t, p, r, established)
-	}
+	s.ping(t, p, r, StepPing)
+	s.rekey(t, p, r, established)
 	s.delete(t, p, r)
 }
 
@@ -63,9 +60,6 @@ func (s *suite) establish(t *testing.T, p Plan, r *Result) bool {
 	}
 	setup := time.Since(start)
 
-	if p.Case.Mode == ModeTransport {
-		return s.establishTransport(t, p, r, initErr)
-	}
 	if initErr != "" {
 		r.Set(StepEstablish, Fail, "%s", initErr)
 		return false
@@ -86,7 +80,7 @@ func (s *suite) establish(t *testing.T, p Plan, r *Result) bool {
 		return false
 	}
 	swan, _ := testbed.FindSA(sas, p.Conn)
-	if problems := compareSAs(p, ike, swan, p.Child, false); len(problems) > 0 {
+	if problems := compareSAs(s.env, p, ike, swan, p.Child, false); len(problems) > 0 {
 		r.Set(StepEstablish, Fail, "%s", strings.Join(problems, "; "))
 		return false
 	}
@@ -117,7 +111,7 @@ func (s *suite) establish(t *testing.T, p Plan, r *Result) bool {
 			return false
 		}
 		swan, _ := testbed.FindSA(sas, p.Conn)
-		if problems := compareSAs(p, ike, swan, p.PFSChild, true); len(problems) > 0 {
+		if problems := compareSAs(s.env, p, ike, swan, p.PFSChild, true); len(problems) > 0 {
 			r.Set(StepEstablish, Fail, "CREATE_CHILD_SA with PFS: %s", strings.Join(problems, "; "))
 			return false
 		}
@@ -126,52 +120,11 @@ func (s *suite) establish(t *testing.T, p Plan, r *Result) bool {
 	return true
 }
 
-// establishTransport: strongSwan negotiates transport mode but cannot
-// install it (FeatureTransport). The step is pending when exactly that
-// happened: the IKE SA is up on both sides, strongSwan reached the install
-// of a transport-mode SA ("IPsec SA: unsupported mode"), and Cygnet has no
-// other complaint. The IKE SA stays for the delete step.
-func (s *suite) establishTransport(t *testing.T, p Plan, r *Result, initErr string) bool {
-	unsupported := ""
-	deadline := time.Now().Add(waitTime)
-	for unsupported == "" && time.Now().Before(deadline) {
-		unsupported = s.swanLogLine(p.Conn, "IPsec SA: unsupported mode")
-		if unsupported == "" {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if _, err := s.waitSwan(t, "established IKE SA "+p.Conn, testbed.Established(p.Conn)); err != nil {
-		r.Set(StepEstablish, Fail, "%v", err)
-		return false
-	}
-	if _, err := s.waitCyg("established IKE SA "+p.Conn, p.Conn, func(sa control.IKESA, ok bool) bool {
-		return ok && sa.State == control.IKEEstablished
-	}); err != nil {
-		r.Set(StepEstablish, Fail, "%v", err)
-		return false
-	}
-	switch {
-	case unsupported == "" && initErr == "":
-		// strongSwan installed a transport-mode SA after all: the
-		// testbed changed; this case can run in full.
-		r.Set(StepEstablish, Fail, "strongSwan installed a transport-mode CHILD_SA: %s no longer holds, run transport cases in full", FeatureTransport)
-		return false
-	case unsupported == "":
-		r.Set(StepEstablish, Fail, "%s", initErr)
-		return false
-	case Landed[FeatureTransport]:
-		r.Set(StepEstablish, Fail, "strongSwan: %s", unsupported)
-		return false
-	}
-	r.Set(StepEstablish, Pending, FeatureTransport)
-	r.Notes = append(r.Notes, "transport mode negotiated by both sides; strongSwan then could not install it: "+unsupported)
-	return true
-}
-
 // compareSAs compares Cygnet's view of the case's IKE SA and CHILD_SA child
-// with strongSwan's, and both with the plan. pfs says child was created by
-// CREATE_CHILD_SA with the ESP proposal's key exchange.
-func compareSAs(p Plan, ike control.IKESA, swan testbed.SA, child string, pfs bool) []string {
+// with strongSwan's, and both with the plan and what strongSwan's backend
+// in env does. pfs says child was created by CREATE_CHILD_SA with the ESP
+// proposal's key exchange.
+func compareSAs(env Env, p Plan, ike control.IKESA, swan testbed.SA, child string, pfs bool) []string {
 	var problems []string
 	cc, _ := cygChild(ike, child)
 	sc, _ := swan.Child(child)
@@ -182,14 +135,15 @@ func compareSAs(p Plan, ike control.IKESA, swan testbed.SA, child string, pfs bo
 	}
 	wantLocal, wantRemote := p.WantLocalTS, p.WantRemoteTS
 	if child == p.PFSChild {
-		wantLocal, wantRemote = p.PFSCygLocalTS, p.PFSCygRemoteTS
+		wantLocal, wantRemote = p.WantPFSLocalTS, p.WantPFSRemoteTS
 	}
-	outer := func(a fmt.Stringer) string {
-		if strings.Contains(a.String(), ":") {
-			return "[" + a.String() + "]:4500"
-		}
-		return a.String() + ":4500"
+	// kernel-libipsec fakes a NAT: IKE floats to 4500 and ESP is
+	// UDP-encapsulated. With kernel-netlink neither happens.
+	port, encap := uint16(500), "false false"
+	if env.FakesNAT() {
+		port, encap = 4500, "true true"
 	}
+	outer := func(a netip.Addr) string { return netip.AddrPortFrom(a, port).String() }
 	for _, c := range []struct {
 		what      string
 		got, want any
@@ -200,14 +154,13 @@ func compareSAs(p Plan, ike control.IKESA, swan testbed.SA, child string, pfs bo
 		{"IKE SPIr", ike.SPIr, control.FormatIKESPI(swan.SPIr)},
 		{"cygnet's identities", ike.LocalID + " " + ike.RemoteID, swan.RemoteID + " " + swan.LocalID},
 		{"cygnet's remote identity", ike.RemoteID, p.SwanID},
-		// kernel-libipsec fakes a NAT: IKE floats to 4500.
 		{"cygnet's local address", ike.Local, outer(p.CygOuter)},
 		{"cygnet's remote address", ike.Remote, outer(p.SwanOuter)},
 		{"IKE proposal (cygnet)", ike.Proposal, p.Case.IKE},
 		{"IKE encryption (strongswan)", swan.EncrAlg, ikeEncr[p.Case.IKE]},
 		{"IKE key exchange (strongswan)", swan.DHGroup, ikeKE[p.Case.IKE]},
 		{"CHILD_SA mode", cc.Mode + " " + sc.Mode, p.Case.Mode + " " + strings.ToUpper(p.Case.Mode)},
-		{"CHILD_SA encap", fmt.Sprint(cc.Encap, sc.Encap), "true true"},
+		{"CHILD_SA encap", fmt.Sprint(cc.Encap, sc.Encap), encap},
 		{"ESP proposal (cygnet)", cc.Proposal, wantESP},
 		{"ESP encryption (strongswan)", sc.EncrAlg, espEncr[p.Case.ESP]},
 		{"ESP key exchange (strongswan)", sc.DHGroup, wantDH},
@@ -255,12 +208,17 @@ func (s *suite) ping(t *testing.T, p Plan, r *Result, step int) {
 		return
 	}
 	before := s.swanPacketsIn(t, p)
+	mark := len(s.capture.Packets())
 	for _, pg := range p.Pings {
 		// ping may send more than asked when replies are slow (testbed.Ping).
 		if sent, got := s.cygNS.Ping(t, pg[0], pg[1], pings, 50*time.Millisecond); got < pings {
 			r.Set(step, Fail, "ping %s -> %s through the tunnel: %d sent, %d answered", pg[0], pg[1], sent, got)
 			return
 		}
+	}
+	if problem := s.pingFrames(p, mark); problem != "" {
+		r.Set(step, Fail, "%s", problem)
+		return
 	}
 	// Every echo request came in ESP on one of the child's SAs (around a
 	// rekey there are two; one may be gone by now).
@@ -273,6 +231,43 @@ func (s *suite) ping(t *testing.T, p Plan, r *Result, step int) {
 		return
 	}
 	r.Set(step, Pass, "")
+}
+
+// pingFrames checks the frames Cygnet's namespace sent since the first
+// mark were captured: the echo requests of the case's pings left as ESP
+// between the case's outer addresses (UDP-encapsulated where strongSwan's
+// backend fakes a NAT, IP protocol 50 where not), and none in the clear. It
+// returns what is wrong, or "".
+func (s *suite) pingFrames(p Plan, mark int) string {
+	want := testbed.FrameESP
+	if s.env.FakesNAT() {
+		want = testbed.FrameESPInUDP
+	}
+	pkts := s.capture.Packets()[mark:]
+	esp, other, clear := 0, 0, 0
+	for _, pkt := range pkts {
+		if !pkt.Outgoing {
+			continue
+		}
+		f := testbed.ParseFrame(pkt.Data, s.capture.LinkType)
+		switch {
+		case f.Src != p.CygOuter || f.Dst != p.SwanOuter:
+			if f.Kind == testbed.FrameICMPEcho && slices.Contains(p.Pings, [2]netip.Addr{f.Src, f.Dst}) {
+				clear++
+			}
+		case f.Kind == want:
+			esp++
+		case f.Kind == testbed.FrameESP || f.Kind == testbed.FrameESPInUDP:
+			other++
+		case f.Kind == testbed.FrameICMPEcho:
+			clear++ // transport mode: the hosts' own addresses
+		}
+	}
+	if n := pings * len(p.Pings); esp < n || other > 0 || clear > 0 {
+		return fmt.Sprintf("on the wire, for %d echo requests Cygnet sent %d %s frames from %s to %s, %d other ESP frames and %d echo frames in the clear",
+			n, esp, want, p.CygOuter, p.SwanOuter, other, clear)
+	}
+	return ""
 }
 
 // swanPacketsIn returns strongSwan's inbound packet counters of the case's
@@ -384,7 +379,7 @@ func (s *suite) rekey(t *testing.T, p Plan, r *Result, established time.Time) {
 			break
 		}
 	}
-	if problems := compareSAs(p, ike, swan, p.Child, p.Case.PFS()); len(problems) > 0 {
+	if problems := compareSAs(s.env, p, ike, swan, p.Child, p.Case.PFS()); len(problems) > 0 {
 		r.Set(StepRekey, Fail, "after the rekey: %s", strings.Join(problems, "; "))
 		return
 	}

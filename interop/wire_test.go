@@ -293,10 +293,11 @@ func applyWire(plans []Plan, results []Result, tallies []wireTally) {
 	}
 }
 
-// checkWire dissects the suite's capture and sets every case's wire step.
-func checkWire(t *testing.T, s *suite, plans []Plan, results []Result) {
+// checkWire dissects the suite's capture (pcap, with the key log of
+// Cygnet in xdg/wireshark) and sets every case's wire step.
+func checkWire(t *testing.T, pcap, xdg string, plans []Plan, results []Result) {
 	t.Helper()
-	frames := dissect(t, s.capture.Stop(t), s.xdg)
+	frames := dissect(t, pcap, xdg)
 	tallies, hostProblems := classifyWire(frames, plans)
 	for _, pr := range hostProblems {
 		t.Errorf("wire conformance (frame of no case): %s", pr)
@@ -311,7 +312,7 @@ func checkWire(t *testing.T, s *suite, plans []Plan, results []Result) {
 	t.Logf("wire: %d frames captured, %d sent by Cygnet's namespace", len(frames), out)
 	// The control: without the key log nothing may decrypt, or the check
 	// above proves nothing.
-	for _, f := range dissect(t, s.capture.Path, t.TempDir()) {
+	for _, f := range dissect(t, pcap, t.TempDir()) {
 		if f.out && (f.ikeDec || f.espDec) {
 			t.Errorf("wire: %s decrypts without Cygnet's key log: the decryption check is void", f.describe())
 			break

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the tests that need a kernel with ESP in Cygnet's QEMU test VM, where a kernel
 # without ESP is a failure (the wrapper sets CYGNET_REQUIRE_ESP=1): the XFRM backend
-# (internal/dataplane/xfrm), strongSwan with the kernel's ESP (internal/testbed), and
-# `cygnet daemon` with `dataplane: xfrm` (cmd/cygnet). scripts/test calls it; developers
-# can run it as it is.
+# (internal/dataplane/xfrm), strongSwan with the kernel's ESP (internal/testbed),
+# `cygnet daemon` with `dataplane: xfrm` (cmd/cygnet), and the transport-mode cases of
+# the interop matrix against strongSwan with the kernel's ESP (interop). scripts/test
+# calls it; developers can run it as it is.
 #
 # As root it first installs what the VM needs (Debian packages; apt-get update only if
 # the package lists lack them or the kernel metapackage). Without root, the packages must
@@ -14,20 +15,32 @@
 # 2-core CI machine). Only the tests of a package that need the VM run there (its
 # default -run below); packages that run strongSwan get the host's root shared in
 # (CYGNET_VM_HOSTROOT=1, the amd64 kernel flavour with 9p; see vm/go-test-exec).
+# interop's test runs on the host instead and boots the VM itself with its own test
+# binary (vm/go-test-exec): it prepares certificates before and runs tshark after, on
+# the host (CYGNET_INTEROP_VM=1 lets it).
 #
 # Environment: PACKAGES (default below), GO_TEST_FLAGS (default
 # "-race -count=1 -timeout 30m"), and those of vm/go-test-exec and vm/build-initramfs.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=${PACKAGES:-./internal/dataplane/xfrm/ ./internal/testbed/ ./cmd/cygnet/}
+packages=${PACKAGES:-./internal/dataplane/xfrm/ ./internal/testbed/ ./cmd/cygnet/ ./interop/}
 
 # vm_run PKG: the tests of PKG that belong in the VM (a -run pattern; empty: all).
 vm_run() {
 	case $1 in
 	./internal/testbed | ./internal/testbed/) echo '^TestCharonToCharonKernel$' ;;
 	./cmd/cygnet | ./cmd/cygnet/) echo '^TestXFRM' ;;
+	./interop | ./interop/) echo '^TestStrongSwanMatrixKernel$' ;;
 	*) echo '' ;;
+	esac
+}
+
+# vm_self PKG: 1 if PKG's test runs on the host and boots the VM itself.
+vm_self() {
+	case $1 in
+	./interop | ./interop/) echo 1 ;;
+	*) echo 0 ;;
 	esac
 }
 
@@ -71,9 +84,15 @@ rc=0
 for pkg in $packages; do
 	run=$(vm_run "$pkg")
 	t0=$(date +%s)
-	# shellcheck disable=SC2086
-	CYGNET_VM_HOSTROOT=$(vm_hostroot "$pkg") go test ${GO_TEST_FLAGS:--race -count=1 -timeout 30m} \
-		-exec "$PWD/vm/go-test-exec" ${run:+-run "$run"} "$@" "$pkg" || rc=1
+	if [ "$(vm_self "$pkg")" = 1 ]; then
+		# shellcheck disable=SC2086
+		CYGNET_INTEROP_VM=1 go test ${GO_TEST_FLAGS:--race -count=1 -timeout 30m} \
+			${run:+-run "$run"} "$@" "$pkg" || rc=1
+	else
+		# shellcheck disable=SC2086
+		CYGNET_VM_HOSTROOT=$(vm_hostroot "$pkg") go test ${GO_TEST_FLAGS:--race -count=1 -timeout 30m} \
+			-exec "$PWD/vm/go-test-exec" ${run:+-run "$run"} "$@" "$pkg" || rc=1
+	fi
 	echo "vm/run-xfrm-tests.sh: $pkg in $(($(date +%s) - t0))s"
 done
 echo "vm/run-xfrm-tests.sh: VM tests finished in $(($(date +%s) - start))s"
