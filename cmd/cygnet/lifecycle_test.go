@@ -328,7 +328,27 @@ func rekeyTraffic(t *testing.T, bin string, cygRekeys bool, d time.Duration) {
 	if cygRekeys {
 		role = "initiator"
 	}
-	childRekeys, ikeRekeys := metric(`cygnet_rekeys_total{kind="child",role="`+role+`"}`), metric(`cygnet_rekeys_total{kind="ike",role="`+role+`"}`)
+	// Both sides' rekey counts, taken together: rekeys go on, and one may
+	// finish between reading Cygnet's metrics and charon's log. Read both
+	// again (a few times, briefly) until they agree; a lasting difference
+	// is the failure below. strongSwan's count: a rekeyed CHILD_SA's
+	// outbound half is "established" when it carries the traffic; an IKE
+	// SA "rekeyed".
+	var (
+		childRekeys, ikeRekeys         string
+		log                            string
+		swanChildRekeys, swanIKERekeys int
+	)
+	for i := 0; i < 20; i++ {
+		childRekeys, ikeRekeys = metric(`cygnet_rekeys_total{kind="child",role="`+role+`"}`), metric(`cygnet_rekeys_total{kind="ike",role="`+role+`"}`)
+		log = charon.Log()
+		swanChildRekeys = len(regexp.MustCompile(`outbound CHILD_SA rk\{\d+\} established`).FindAllString(log, -1))
+		swanIKERekeys = len(regexp.MustCompile(`IKE_SA rk\[\d+\] rekeyed between`).FindAllString(log, -1))
+		if childRekeys == strconv.Itoa(swanChildRekeys) && ikeRekeys == strconv.Itoa(swanIKERekeys) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	t.Logf("%v of traffic; cygnet counted %s CHILD_SA and %s IKE SA rekeys as %s (status over the IKE SA's line: %d and %d; collisions won %d, lost %d); "+
 		"charon's IKE SA #%d, CHILD_SA #%d; cygnet's drops: replay %s, unknown SPI %s, ICV %s",
 		elapsed.Round(time.Second), childRekeys, ikeRekeys, role, ike.ChildRekeys, ike.Rekeys, ike.CollisionsWon, ike.CollisionsLost,
@@ -344,11 +364,6 @@ func rekeyTraffic(t *testing.T, bin string, cygRekeys bool, d time.Duration) {
 	if n, _ := strconv.Atoi(ikeRekeys); n < wantIKE {
 		t.Errorf("only %d IKE SA rekeys in %v, want %d at least", n, d, wantIKE)
 	}
-	// strongSwan's count: a rekeyed CHILD_SA's outbound half is
-	// "established" when it carries the traffic; an IKE SA "rekeyed".
-	log := charon.Log()
-	swanChildRekeys := len(regexp.MustCompile(`outbound CHILD_SA rk\{\d+\} established`).FindAllString(log, -1))
-	swanIKERekeys := len(regexp.MustCompile(`IKE_SA rk\[\d+\] rekeyed between`).FindAllString(log, -1))
 	t.Logf("charon counted %d CHILD_SA and %d IKE SA rekeys", swanChildRekeys, swanIKERekeys)
 	if n, _ := strconv.Atoi(childRekeys); n != swanChildRekeys {
 		t.Errorf("CHILD_SA rekeys: cygnet counted %d, charon %d", n, swanChildRekeys)
