@@ -206,6 +206,26 @@ func TestCygnetToCygnet(t *testing.T) {
 			t.Fatalf("after the trap: %+v", st)
 		}
 		down()
+		// down deletes SAs, not the trap (swanctl --terminate);
+		// uninstall removes it (swanctl --uninstall).
+		if routes := table(p.leftNS); !strings.Contains(routes, "10.6.0.0/16 dev cygnet0") {
+			t.Errorf("the trap's route went with down:\n%s", routes)
+		}
+		if code, out, errOut := p.left.cli("uninstall", "site", "trapped"); code != 0 || out != "site/trapped: trap policies removed\n" {
+			t.Fatalf("cygnet uninstall site trapped: exit %d: %q %s", code, out, errOut)
+		}
+		if routes := table(p.leftNS); strings.Contains(routes, "10.6.0.0/16") {
+			t.Errorf("the trap's route is still in table 221 after uninstall:\n%s", routes)
+		}
+		if code, _, errOut := p.left.cli("uninstall", "site", "trapped"); code != 1 || !strings.Contains(errOut, "has no trap policy installed") {
+			t.Errorf("a second uninstall: exit %d: %s", code, errOut)
+		}
+		if out, err := p.leftNS.Exec("ping", "-c", "1", "-W", "1", "-I", "10.5.0.1", "10.6.0.1"); err == nil {
+			t.Errorf("a ping went through after uninstall: %s", out)
+		}
+		if st := p.left.status(); len(st.IKESAs) != 0 {
+			t.Errorf("a packet after uninstall started IKE: %+v", st)
+		}
 	})
 
 	// SIGTERM: the daemons delete their SAs, remove routes, rules and the

@@ -20,7 +20,7 @@ import (
 )
 
 // CLICommands are the subcommands of cygnet that RunCLI implements.
-var CLICommands = []string{CmdUp, CmdDown, CmdStatus, CmdReload, CmdRekey}
+var CLICommands = []string{CmdUp, CmdDown, CmdStatus, CmdReload, CmdRekey, CmdUninstall}
 
 // CLIUsage describes RunCLI's command line, for cygnet's help text.
 const CLIUsage = `cygnet [-s SOCK] [-c FILE] up CONN [CHILD] [--timeout DURATION]
@@ -28,6 +28,7 @@ cygnet [-s SOCK] [-c FILE] down CONN
 cygnet [-s SOCK] [-c FILE] status [--json]
 cygnet [-s SOCK] [-c FILE] reload
 cygnet [-s SOCK] [-c FILE] rekey CONN [CHILD]
+cygnet [-s SOCK] [-c FILE] uninstall CONN [CHILD]
 
   -s, --socket SOCK    the daemon's control socket (default: $CYGNET_SOCKET, else the
                        socket of the configuration file, else ` + config.DefaultSocket + `)
@@ -208,6 +209,17 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			return c.fail(ctx, cmd, err)
 		}
 		fmt.Fprintf(c.stdout, "%s: rekeying\n", printable(what))
+	case CmdUninstall:
+		what := pos[1]
+		var child string
+		if len(pos) == 3 {
+			child = pos[2]
+			what += "/" + child
+		}
+		if err := client.Uninstall(ctx, pos[1], child); err != nil {
+			return c.fail(ctx, cmd, err)
+		}
+		fmt.Fprintf(c.stdout, "%s: trap policies removed\n", printable(what))
 	}
 	return ExitOK
 }
@@ -253,6 +265,10 @@ func checkArgs(fs *flag.FlagSet, pos []string) string {
 	case CmdRekey:
 		if n < 1 || n > 2 {
 			return "usage: cygnet [-s SOCK] rekey CONN [CHILD]"
+		}
+	case CmdUninstall:
+		if n < 1 || n > 2 {
+			return "usage: cygnet [-s SOCK] uninstall CONN [CHILD]"
 		}
 	default:
 		return fmt.Sprintf("unknown command %q", cmd)

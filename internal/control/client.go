@@ -129,6 +129,13 @@ func (c *Client) Rekey(ctx context.Context, conn, child string) error {
 	return err
 }
 
+// Uninstall removes the trap policies of conn's children, or of child only
+// (the uninstall command); established SAs stay.
+func (c *Client) Uninstall(ctx context.Context, conn, child string) error {
+	_, err := c.roundTrip(ctx, &request{Command: CmdUninstall, Connection: conn, Child: child})
+	return err
+}
+
 // Reload makes the daemon re-read its configuration.
 func (c *Client) Reload(ctx context.Context) error {
 	_, err := c.roundTrip(ctx, &request{Command: CmdReload})

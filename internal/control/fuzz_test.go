@@ -22,6 +22,8 @@ func FuzzRequest(f *testing.F) {
 		`{"version":1,"command":"up","connection":"site","child":"net"}`,
 		`{"version":1,"command":"down","connection":"site"}`,
 		`{"version":1,"command":"reload"}`,
+		`{"version":1,"command":"rekey","connection":"site","child":"net"}`,
+		`{"version":1,"command":"uninstall","connection":"site"}`,
 		`{"version":1,"command":"status"}` + "\n" + `{"version":1,"command":"reload"}` + "\n",
 		`{"version":2}`,
 		"\x00\xff{\n\n[]\n",

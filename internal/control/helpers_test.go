@@ -28,7 +28,13 @@ func (b *fakeBackend) Rekey(ctx context.Context, conn, child string) error {
 	return knownConn(conn)
 }
 
-// plainBackend hides fakeBackend's Rekey: a daemon without the command.
+// Uninstall makes fakeBackend an Uninstaller.
+func (b *fakeBackend) Uninstall(ctx context.Context, conn, child string) error {
+	b.record("uninstall %s %s", conn, child)
+	return knownConn(conn)
+}
+
+// plainBackend hides fakeBackend's Rekey and Uninstall: a daemon without the command.
 type plainBackend struct{ Backend }
 
 func (b *fakeBackend) record(format string, args ...any) {

@@ -18,6 +18,9 @@ const (
 	CmdStatus = "status"
 	CmdReload = "reload"
 	CmdRekey  = "rekey" // optional: Backends that implement Rekeyer
+	// CmdUninstall removes trap policies (optional: Backends that
+	// implement Uninstaller).
+	CmdUninstall = "uninstall"
 )
 
 // maxRequestLine bounds one request line. Requests are a few names long; the
@@ -28,8 +31,8 @@ const maxRequestLine = 64 << 10
 type request struct {
 	Version    int    `json:"version"`
 	Command    string `json:"command"`
-	Connection string `json:"connection,omitempty"` // up, down, rekey
-	Child      string `json:"child,omitempty"`      // up: one CHILD_SA, "": all of them; rekey: this CHILD_SA, "": the IKE SA
+	Connection string `json:"connection,omitempty"` // up, down, rekey, uninstall
+	Child      string `json:"child,omitempty"`      // up, uninstall: one CHILD_SA, "": all of them; rekey: this CHILD_SA, "": the IKE SA
 }
 
 // response is one line the server sends. OK is false exactly when Error is
@@ -71,6 +74,15 @@ type Rekeyer interface {
 	// CHILD_SA child, as their rekey time would, and returns once it is
 	// started, not when it completed.
 	Rekey(ctx context.Context, conn, child string) error
+}
+
+// Uninstaller is implemented by Backends with trap policies (the uninstall
+// command); the server answers uninstall with an error for the others.
+type Uninstaller interface {
+	// Uninstall removes the trap policies of conn's children (or of child
+	// only), as `swanctl --uninstall` does; established SAs stay. Down
+	// leaves trap policies in place, as `swanctl --terminate` does.
+	Uninstall(ctx context.Context, conn, child string) error
 }
 
 // Error is an error the daemon reported for a request: the text of the

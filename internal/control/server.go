@@ -291,6 +291,15 @@ func (s *Server) handle(ctx context.Context, data []byte) *response {
 			return errorResponse("control: rekey is not supported by this daemon")
 		}
 		err = r.Rekey(ctx, req.Connection, req.Child)
+	case CmdUninstall:
+		if req.Connection == "" {
+			return errorResponse(`control: uninstall: missing "connection"`)
+		}
+		u, ok := s.backend.(Uninstaller)
+		if !ok {
+			return errorResponse("control: uninstall is not supported by this daemon")
+		}
+		err = u.Uninstall(ctx, req.Connection, req.Child)
 	case "":
 		return errorResponse(`control: request has no "command"`)
 	default:

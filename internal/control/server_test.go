@@ -37,6 +37,9 @@ func TestRoundTrip(t *testing.T) {
 	if err := c.Rekey(ctx, "site", "net"); err != nil {
 		t.Fatalf("Rekey: %v", err)
 	}
+	if err := c.Uninstall(ctx, "site", ""); err != nil {
+		t.Fatalf("Uninstall: %v", err)
+	}
 	st, err := c.Status(ctx)
 	if err != nil {
 		t.Fatalf("Status: %v", err)
@@ -46,7 +49,7 @@ func TestRoundTrip(t *testing.T) {
 	if got, _ := json.Marshal(st); string(got) != string(must(json.Marshal(want))) {
 		t.Errorf("Status = %s\nwant %s", got, must(json.Marshal(want)))
 	}
-	wantCalls := []string{"up site ", "up site net", "down site", "reload", "rekey site net", "status"}
+	wantCalls := []string{"up site ", "up site net", "down site", "reload", "rekey site net", "uninstall site ", "status"}
 	if got := b.Calls(); !slices.Equal(got, wantCalls) {
 		t.Errorf("calls = %q, want %q", got, wantCalls)
 	}
@@ -291,6 +294,9 @@ func TestMalformedRequests(t *testing.T) {
 		{`{"version":1,"command":"up","connection":"nope"}`, `{"version":1,"ok":false,"error":"unknown connection \"nope\""}`},
 		{`{"version":1,"command":"rekey"}`, `{"version":1,"ok":false,"error":"control: rekey: missing \"connection\""}`},
 		{`{"version":1,"command":"rekey","connection":"site"}`, `{"version":1,"ok":true}`},
+		{`{"version":1,"command":"uninstall"}`, `{"version":1,"ok":false,"error":"control: uninstall: missing \"connection\""}`},
+		{`{"version":1,"command":"uninstall","connection":"site","child":"net"}`, `{"version":1,"ok":true}`},
+		{`{"version":1,"command":"uninstall","connection":"nope"}`, `{"version":1,"ok":false,"error":"unknown connection \"nope\""}`},
 		// Unknown fields are ignored (forward compatibility).
 		{`{"version":1,"command":"reload","force":true}`, `{"version":1,"ok":true}`},
 	} {
@@ -514,11 +520,14 @@ func TestClientBadReplies(t *testing.T) {
 	}
 }
 
-// A Backend without Rekey gets an error for the command, not a crash.
+// A Backend without Rekey or Uninstall gets an error for the command, not
+// a crash.
 func TestRekeyNotSupported(t *testing.T) {
 	s := startServer(t, plainBackend{&fakeBackend{}})
-	got := rawExchange(t, s, `{"version":1,"command":"rekey","connection":"site"}`+"\n")
-	want := []string{`{"version":1,"ok":false,"error":"control: rekey is not supported by this daemon"}`}
+	got := rawExchange(t, s, `{"version":1,"command":"rekey","connection":"site"}`+"\n"+
+		`{"version":1,"command":"uninstall","connection":"site"}`+"\n")
+	want := []string{`{"version":1,"ok":false,"error":"control: rekey is not supported by this daemon"}`,
+		`{"version":1,"ok":false,"error":"control: uninstall is not supported by this daemon"}`}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}

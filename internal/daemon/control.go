@@ -18,6 +18,13 @@ import (
 // workers that own the SAs concerned; none reads an SA from another
 // goroutine.
 
+// The Daemon serves the control API's optional commands too.
+var (
+	_ control.Backend     = (*Daemon)(nil)
+	_ control.Rekeyer     = (*Daemon)(nil)
+	_ control.Uninstaller = (*Daemon)(nil)
+)
+
 // Up implements control.Backend: it initiates conn (all its children, or
 // only child) unless an IKE SA of conn exists, in which case only the
 // missing children are created on it (CREATE_CHILD_SA), and waits until

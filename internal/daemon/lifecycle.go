@@ -317,7 +317,7 @@ func (d *Daemon) Rekey(ctx context.Context, conn, child string) error {
 // --terminate`, leaves them: the next matching packet negotiates again.
 // Uninstall touches no SA; a reload that changes the connection, or a
 // close_action/dpd_action trap that applies later, installs them again.
-// It is the daemon's side of a command the control API does not have yet.
+// It implements control.Uninstaller (`cygnet uninstall CONN [CHILD]`).
 func (d *Daemon) Uninstall(ctx context.Context, conn, child string) error {
 	cs := d.cfgs.Load()
 	c, _ := cs.lookup(conn)
