@@ -157,16 +157,9 @@ func (c *cli) run(ctx context.Context, args []string) int {
 
 	switch cmd {
 	case CmdUp:
-		var child string
-		if len(pos) == 3 {
-			child = pos[2]
-		}
-		if err := client.Up(ctx, pos[1], child); err != nil {
+		conn, child, what := connChild(pos)
+		if err := client.Up(ctx, conn, child); err != nil {
 			return c.fail(ctx, cmd, err)
-		}
-		what := pos[1]
-		if child != "" {
-			what += "/" + child
 		}
 		fmt.Fprintf(c.stdout, "%s: established\n", printable(what))
 	case CmdDown:
@@ -199,29 +192,30 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		}
 		io.WriteString(c.stdout, "configuration reloaded\n")
 	case CmdRekey:
-		what := pos[1]
-		var child string
-		if len(pos) == 3 {
-			child = pos[2]
-			what += "/" + child
-		}
-		if err := client.Rekey(ctx, pos[1], child); err != nil {
+		conn, child, what := connChild(pos)
+		if err := client.Rekey(ctx, conn, child); err != nil {
 			return c.fail(ctx, cmd, err)
 		}
 		fmt.Fprintf(c.stdout, "%s: rekeying\n", printable(what))
 	case CmdUninstall:
-		what := pos[1]
-		var child string
-		if len(pos) == 3 {
-			child = pos[2]
-			what += "/" + child
-		}
-		if err := client.Uninstall(ctx, pos[1], child); err != nil {
+		conn, child, what := connChild(pos)
+		if err := client.Uninstall(ctx, conn, child); err != nil {
 			return c.fail(ctx, cmd, err)
 		}
 		fmt.Fprintf(c.stdout, "%s: trap policies removed\n", printable(what))
 	}
 	return ExitOK
+}
+
+// connChild reads the CONN [CHILD] arguments of pos (command first) and
+// names them for the output: "site" or "site/net".
+func connChild(pos []string) (conn, child, what string) {
+	conn, what = pos[1], pos[1]
+	if len(pos) == 3 {
+		child = pos[2]
+		what += "/" + child
+	}
+	return conn, child, what
 }
 
 var errTimeout = errors.New("timeout")
