@@ -63,6 +63,9 @@ type Capture struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	stopping atomic.Bool
+	// reading is set while the reader takes a frame off the socket and
+	// adds it (see settle).
+	reading atomic.Bool
 
 	mu      sync.Mutex
 	packets []Packet
@@ -195,6 +198,8 @@ func (c *Capture) read() {
 	buf := make([]byte, captureSnaplen)
 	var readErr error
 	recv := func(fd uintptr) (done bool) {
+		c.reading.Store(true)
+		defer c.reading.Store(false)
 		n, from, err := unix.Recvfrom(int(fd), buf, unix.MSG_TRUNC)
 		if err == unix.EAGAIN || err == unix.EINTR {
 			return false
@@ -255,11 +260,40 @@ func (c *Capture) setErr(err error) {
 	}
 }
 
-// Packets returns a copy of the list of frames captured so far.
+// Packets returns a copy of the list of frames captured so far: every frame
+// the interface carried before the call (the kernel queues a frame on the
+// capture's socket as it passes; Packets waits, a second at most, for the
+// reader to take what is queued).
 func (c *Capture) Packets() []Packet {
+	c.settle()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Packet(nil), c.packets...)
+}
+
+// settle waits until the socket holds no frame the reader has not added
+// and the reader is not in the middle of one, or a second has passed, or
+// the capture has stopped. The reader marks itself reading before it takes
+// a frame off the socket, so an empty queue with the reader not reading
+// means every queued frame is in c.packets.
+func (c *Capture) settle() {
+	deadline := time.Now().Add(time.Second)
+	for {
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		queued := 0
+		c.rc.Control(func(fd uintptr) {
+			// SIOCINQ on a packet socket: the length of the next queued frame, 0 if none.
+			queued, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		})
+		if (queued == 0 && !c.reading.Load()) || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Stop ends the capture, writes the pcapng file and returns its path. It is
